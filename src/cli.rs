@@ -1,0 +1,252 @@
+//! The `aftercart` command line: `serve`, `validate` and `synth`.
+
+use crate::app::{App, StartError};
+use crate::campaign::{ValidationRules, load_folder};
+use crate::clock::SystemClock;
+use crate::config::{self, Config, LogFormat, Overrides};
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+/// Exit code for bad configuration or usage (sysexits EX_USAGE).
+pub const EXIT_CONFIG: u8 = 64;
+/// Exit code for bad campaign files (sysexits EX_DATAERR).
+pub const EXIT_CAMPAIGNS: u8 = 65;
+/// Exit code when the server cannot bind or read its data (sysexits EX_UNAVAILABLE).
+pub const EXIT_UNAVAILABLE: u8 = 69;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "aftercart",
+    version,
+    about = "An ad server for the moment right after a purchase."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the decision server.
+    Serve {
+        /// TOML configuration file (also AFTERCART_CONFIG).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Address to listen on (default 127.0.0.1:8080).
+        #[arg(long)]
+        listen: Option<String>,
+        /// Campaigns folder (default ./campaigns).
+        #[arg(long)]
+        campaigns: Option<PathBuf>,
+        /// Data folder: secrets, and later the exposure log (default ./data).
+        #[arg(long)]
+        data: Option<PathBuf>,
+    },
+    /// Check every campaign file of a folder and list every problem with file and path.
+    Validate {
+        dir: PathBuf,
+        /// Accept plain http:// creative URLs (as with config allow_http_urls).
+        #[arg(long)]
+        allow_http_urls: bool,
+    },
+    /// Generate synthetic campaigns or requests for benchmarks and load tests.
+    Synth {
+        #[command(subcommand)]
+        what: Synth,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Synth {
+    /// Write N campaign files into DIR.
+    Campaigns {
+        #[arg(long)]
+        count: usize,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+    /// Write N decision request bodies, one JSON per line, for a set of CAMPAIGNS.
+    Requests {
+        #[arg(long)]
+        count: usize,
+        #[arg(long)]
+        campaigns: usize,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+}
+
+pub fn run(cli: Cli) -> ExitCode {
+    match cli.command {
+        Command::Serve {
+            config,
+            listen,
+            campaigns,
+            data,
+        } => serve(Overrides {
+            config,
+            listen,
+            campaigns,
+            data,
+        }),
+        Command::Validate {
+            dir,
+            allow_http_urls,
+        } => validate(&dir, allow_http_urls),
+        Command::Synth { what } => synth(what),
+    }
+}
+
+fn serve(overrides: Overrides) -> ExitCode {
+    let env: Vec<(String, String)> = std::env::vars_os()
+        .map(|(k, v)| {
+            (
+                k.to_string_lossy().into_owned(),
+                v.to_string_lossy().into_owned(),
+            )
+        })
+        .collect();
+    let config = match config::load(&overrides, &env) {
+        Ok(c) => c,
+        Err(errors) => {
+            eprintln!("aftercart: invalid configuration:\n{errors}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    init_tracing(&config);
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = config.workers {
+        runtime.worker_threads(n);
+    }
+    let runtime = match runtime.enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("aftercart: cannot start the runtime: {e}");
+            return ExitCode::from(EXIT_UNAVAILABLE);
+        }
+    };
+    runtime.block_on(serve_async(config))
+}
+
+async fn serve_async(config: Config) -> ExitCode {
+    let listen = config.listen;
+    let app = match App::start(config, Arc::new(SystemClock)) {
+        Ok(app) => app,
+        Err(StartError::Campaigns(errors)) => {
+            for e in &errors {
+                eprintln!("{e}");
+            }
+            eprintln!(
+                "aftercart: refusing to start: {} problem(s) in the campaigns folder",
+                errors.len()
+            );
+            return ExitCode::from(EXIT_CAMPAIGNS);
+        }
+        Err(e) => {
+            eprintln!("aftercart: {e}");
+            return ExitCode::from(EXIT_UNAVAILABLE);
+        }
+    };
+    if let Some(path) = &app.admin_key_file {
+        tracing::info!(path = %path.display(), "admin key (generated on first start) is in this file");
+    }
+    let listener = match tokio::net::TcpListener::bind(listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("aftercart: cannot listen on {listen}: {e}");
+            return ExitCode::from(EXIT_UNAVAILABLE);
+        }
+    };
+    let local = listener
+        .local_addr()
+        .map_or_else(|_| listen.to_string(), |a| a.to_string());
+    tracing::info!(
+        address = %local,
+        campaigns = app.snapshot.load().len(),
+        public_url = %app.config.public_url,
+        "aftercart is serving"
+    );
+    crate::shutdown::reload_on_hangup(app.clone());
+    match crate::http::run(listener, app, crate::shutdown::signal()).await {
+        Ok(()) => {
+            tracing::info!("stopped");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("aftercart: server error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&config.log_level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match config.log_format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+fn validate(dir: &std::path::Path, allow_http_urls: bool) -> ExitCode {
+    match load_folder(dir, ValidationRules { allow_http_urls }) {
+        Ok(folder) => {
+            println!(
+                "{}: {} campaign(s), no problems",
+                dir.display(),
+                folder.campaigns.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            for e in &errors {
+                println!("{e}");
+            }
+            eprintln!("{} problem(s)", errors.len());
+            ExitCode::from(EXIT_CAMPAIGNS)
+        }
+    }
+}
+
+fn synth(what: Synth) -> ExitCode {
+    let result = match what {
+        Synth::Campaigns { count, out, seed } => write_campaigns(count, &out, seed),
+        Synth::Requests {
+            count,
+            campaigns,
+            out,
+            seed,
+        } => {
+            let lines: Vec<String> = crate::synth::requests(count, campaigns, seed)
+                .iter()
+                .map(|v| v.to_string())
+                .collect();
+            std::fs::write(&out, lines.join("\n") + "\n")
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("aftercart synth: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn write_campaigns(count: usize, out: &std::path::Path, seed: u64) -> std::io::Result<()> {
+    std::fs::create_dir_all(out)?;
+    for c in crate::synth::campaigns(count, seed) {
+        let json = serde_json::to_vec_pretty(&c).map_err(std::io::Error::other)?;
+        std::fs::write(out.join(format!("{}.json", c.id)), json)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,290 @@
+//! Decisions: from a checkout's confirmation context to ranked, tracked offers.
+//!
+//! [`Decider::decide`] validates the request, loads the current campaign snapshot once,
+//! selects (see [`select`]), seals one tracking token per offer and remembers the
+//! decision for replays of the same transaction.
+
+mod replay;
+mod request;
+mod response;
+pub mod select;
+
+pub use replay::ReplayCache;
+pub use request::{ConsentDefaults, DecisionRequest, Limits, ValidRequest};
+pub use response::DecisionView;
+pub use select::{Explain, Winner};
+
+use crate::campaign::Channel;
+use crate::clock::SharedClock;
+use crate::config::Config;
+use crate::identity::IdentityHasher;
+use crate::ids::DecisionId;
+use crate::index::SharedSnapshot;
+use crate::metrics::Metrics;
+use crate::token::{TokenPayload, TokenSealer};
+use crate::validation::{Detail, Problems};
+use select::SelectionInput;
+use std::sync::Arc;
+
+/// One offer as served: the winner and its sealed tracking token.
+#[derive(Debug)]
+pub struct ServedOffer {
+    pub winner: Winner,
+    pub token: String,
+}
+
+/// A decision as made, kept for replays.
+#[derive(Debug)]
+pub struct Decision {
+    pub id: DecisionId,
+    pub made_ms: i64,
+    pub channel: Channel,
+    pub offers: Vec<ServedOffer>,
+}
+
+/// The answer to one request.
+pub struct Outcome {
+    pub decision: Arc<Decision>,
+    pub explain: Option<Explain>,
+    /// A reload of an earlier decision: nothing was counted again.
+    pub replayed: bool,
+    /// An admin preview: nothing was logged, charged or remembered.
+    pub test: bool,
+}
+
+/// Why a request was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum DecisionError {
+    #[error("invalid decision request")]
+    Invalid(Vec<Detail>),
+    #[error("{0}")]
+    Forbidden(Detail),
+}
+
+/// Who is asking, as the HTTP layer established it.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Caller {
+    pub admin: bool,
+    /// `Sec-GPC: 1` was sent.
+    pub gpc: bool,
+}
+
+pub struct Decider {
+    snapshot: SharedSnapshot,
+    config: Arc<Config>,
+    sealer: TokenSealer,
+    hasher: IdentityHasher,
+    replay: ReplayCache,
+    clock: SharedClock,
+    metrics: Metrics,
+}
+
+/// Replays kept per generation: bounds memory at roughly 2 × this × 1 KiB.
+pub const REPLAY_CAPACITY: usize = 1_000_000;
+
+impl Decider {
+    pub fn new(
+        snapshot: SharedSnapshot,
+        config: Arc<Config>,
+        token_key: &[u8; 32],
+        identity_key: &[u8; 32],
+        clock: SharedClock,
+        metrics: Metrics,
+    ) -> Decider {
+        let now = clock.now_ms();
+        Decider {
+            replay: ReplayCache::new(
+                config.decision_replay_secs as i64 * 1000,
+                REPLAY_CAPACITY,
+                now,
+            ),
+            snapshot,
+            sealer: TokenSealer::new(token_key),
+            hasher: IdentityHasher::new(identity_key),
+            config,
+            clock,
+            metrics,
+        }
+    }
+
+    pub fn sealer(&self) -> &TokenSealer {
+        &self.sealer
+    }
+
+    pub fn decide(&self, req: DecisionRequest, caller: Caller) -> Result<Outcome, DecisionError> {
+        let now = self.clock.now_ms();
+        let limits = Limits {
+            max_slots: self.config.max_slots,
+            max_items: self.config.max_items,
+        };
+        let consent = ConsentDefaults {
+            personalization: self.config.default_consent.personalization,
+            measurement: self.config.default_consent.measurement,
+            gpc: caller.gpc,
+        };
+        let admin_only = [
+            ("explain", req.explain.unwrap_or(false)),
+            ("test", req.test.unwrap_or(false)),
+            ("force_creative", req.force_creative.is_some()),
+        ];
+        if !caller.admin
+            && let Some((field, _)) = admin_only.iter().find(|(_, used)| *used)
+        {
+            return Err(DecisionError::Forbidden(Detail::new(
+                *field,
+                "needs the admin key",
+            )));
+        }
+        let req = req
+            .validate(limits, &self.config.currency, consent, &self.hasher, now)
+            .map_err(|p: Problems| DecisionError::Invalid(p.0))?;
+        if req.force_creative.is_some() && !req.test {
+            return Err(DecisionError::Invalid(vec![Detail::new(
+                "force_creative",
+                "is only allowed with \"test\": true",
+            )]));
+        }
+
+        let replay_key = (!req.test).then(|| self.replay.key(&req.placement, &req.transaction_id));
+        if let Some(key) = replay_key
+            && !req.explain
+            && let Some(decision) = self.replay.get(key, now)
+        {
+            self.count(req.channel, "replay", &[]);
+            return Ok(Outcome {
+                decision,
+                explain: None,
+                replayed: true,
+                test: false,
+            });
+        }
+
+        let snap = self.snapshot.load();
+        let id = DecisionId::mint(now);
+        let input = SelectionInput {
+            decision: id,
+            slots: req.slots,
+            rules: self.config.placement(&req.placement),
+            explain: req.explain,
+        };
+        let (mut winners, explain) = select::select(&snap, &req.query, &input);
+        if let Some(forced) = &req.force_creative {
+            let Some((campaign, creative)) = select::find_creative(&snap, forced) else {
+                return Err(DecisionError::Invalid(vec![Detail::new(
+                    "force_creative",
+                    "no loaded campaign has this creative",
+                )]));
+            };
+            winners.retain(|w| w.campaign.advertiser != campaign.advertiser);
+            let ecpm = campaign.ecpm(crate::index::PRIOR_CTR);
+            winners.insert(
+                0,
+                Winner {
+                    slot: 0,
+                    campaign,
+                    creative,
+                    ecpm,
+                },
+            );
+            winners.truncate(req.slots as usize);
+            for (i, w) in winners.iter_mut().enumerate() {
+                w.slot = i as u8;
+            }
+        }
+
+        let profile = req.ids.first().filter(|_| req.measurement).map(|h| h.hash);
+        let location = match (req.channel, &req.query.store_id) {
+            (Channel::InStore, Some(store)) => store.clone(),
+            _ => "online".to_string(),
+        };
+        let offers = winners
+            .into_iter()
+            .map(|w| {
+                let c = &w.campaign;
+                let creative = &c.creatives[w.creative];
+                let token = self.sealer.seal(&TokenPayload {
+                    decision: id,
+                    slot: w.slot,
+                    campaign: c.id.to_string(),
+                    creative: creative.id.to_string(),
+                    profile,
+                    channel: req.channel,
+                    placement: req.placement.clone(),
+                    location: location.clone(),
+                    model: c.bid.model,
+                    price: c.price().0,
+                    product: creative
+                        .doc
+                        .product
+                        .as_ref()
+                        .map(|p| (p.sku.clone(), p.price.0)),
+                    issued_ms: now,
+                });
+                ServedOffer { winner: w, token }
+            })
+            .collect();
+        let mut decision = Arc::new(Decision {
+            id,
+            made_ms: now,
+            channel: req.channel,
+            offers,
+        });
+
+        if req.test {
+            self.count(req.channel, "test", &[]);
+            return Ok(Outcome {
+                decision,
+                explain,
+                replayed: false,
+                test: true,
+            });
+        }
+        if let Some(key) = replay_key
+            && let Err(first) = self.replay.insert_or_get(key, decision.clone(), now)
+        {
+            // A concurrent request for the same transaction won: answer with its decision.
+            decision = first;
+            self.count(req.channel, "replay", &[]);
+            return Ok(Outcome {
+                decision,
+                explain,
+                replayed: true,
+                test: false,
+            });
+        }
+        let outcome = if decision.offers.is_empty() {
+            "nofill"
+        } else {
+            "fill"
+        };
+        self.count(req.channel, outcome, &decision.offers);
+        Ok(Outcome {
+            decision,
+            explain,
+            replayed: false,
+            test: false,
+        })
+    }
+
+    fn count(&self, channel: Channel, outcome: &str, offers: &[ServedOffer]) {
+        self.metrics
+            .decisions
+            .with_label_values(&[channel.as_str(), outcome])
+            .inc();
+        for o in offers {
+            let kind = o.winner.campaign.creatives[o.winner.creative].kind.as_str();
+            self.metrics
+                .offers
+                .with_label_values(&[channel.as_str(), kind])
+                .inc();
+        }
+    }
+
+    /// Counts a request refused by validation.
+    pub fn count_invalid(&self) {
+        self.metrics
+            .decisions
+            .with_label_values(&["unknown", "invalid"])
+            .inc();
+    }
+}

@@ -1,0 +1,349 @@
+//! The decision request: its wire shape, its validation, and the [`Query`] it becomes.
+
+use crate::campaign::Channel;
+use crate::identity::{IdHash, IdKind, IdentityHasher};
+use crate::index::Query;
+use crate::money::Micros;
+use crate::validation::{Problems, index, is_valid_id, join};
+use serde::Deserialize;
+
+/// The request as posted. Every field is optional here so that validation can report
+/// all missing ones at once; unknown fields are refused so a typo never goes unnoticed.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecisionRequest {
+    pub placement: Option<String>,
+    pub channel: Option<String>,
+    pub slots: Option<i64>,
+    pub transaction: Option<Transaction>,
+    pub customer: Option<Customer>,
+    pub context: Option<Context>,
+    pub consent: Option<ConsentIn>,
+    pub explain: Option<bool>,
+    pub test: Option<bool>,
+    pub force_creative: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Transaction {
+    pub id: Option<String>,
+    pub total: Option<f64>,
+    pub currency: Option<String>,
+    pub payment_method: Option<String>,
+    pub items: Option<Vec<Item>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Item {
+    pub sku: Option<String>,
+    pub name: Option<String>,
+    pub category: Option<String>,
+    pub brand: Option<String>,
+    pub price: Option<f64>,
+    pub quantity: Option<i64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Customer {
+    pub ids: Option<Ids>,
+    pub loyalty_tier: Option<String>,
+    pub new_customer: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ids {
+    pub email: Option<String>,
+    pub email_sha256: Option<String>,
+    pub phone_sha256: Option<String>,
+    pub device_id: Option<String>,
+    pub loyalty_id: Option<String>,
+    pub payment_token: Option<String>,
+    pub customer_id: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Context {
+    pub country: Option<String>,
+    pub region: Option<String>,
+    pub postal_code: Option<String>,
+    pub store_id: Option<String>,
+    pub locale: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsentIn {
+    pub personalization: Option<bool>,
+    pub measurement: Option<bool>,
+}
+
+/// The longest free-text value accepted (ids, SKUs, categories, names).
+const MAX_TEXT: usize = 256;
+/// The most units of one basket line.
+const MAX_QUANTITY: i64 = 100_000;
+
+/// Limits that come from the deployment's configuration.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    pub max_slots: u8,
+    pub max_items: usize,
+}
+
+/// A validated request, ready for selection.
+#[derive(Debug)]
+pub struct ValidRequest {
+    pub placement: String,
+    pub channel: Channel,
+    pub slots: u8,
+    pub transaction_id: String,
+    pub query: Query,
+    /// Hashed identifiers, strongest first (empty without personalisation consent).
+    pub ids: Vec<IdHash>,
+    pub personalization: bool,
+    pub measurement: bool,
+    pub explain: bool,
+    pub test: bool,
+    pub force_creative: Option<String>,
+}
+
+fn text(v: &Option<String>, path: &str, p: &mut Problems) -> Option<String> {
+    let s = v.as_deref()?.trim();
+    if s.is_empty() {
+        p.push(path, "must not be empty");
+        None
+    } else if s.len() > MAX_TEXT {
+        p.push(path, format!("must be at most {MAX_TEXT} characters"));
+        None
+    } else {
+        Some(s.to_string())
+    }
+}
+
+fn money(v: Option<f64>, path: &str, p: &mut Problems) -> Option<Micros> {
+    let n = v?;
+    let m = Micros::from_major(n);
+    if m.is_none() {
+        p.push(path, "must be a non-negative amount");
+    }
+    m
+}
+
+fn is_sha256_hex(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// What the request says about consent, before defaults and `Sec-GPC`.
+#[derive(Clone, Copy, Debug)]
+pub struct ConsentDefaults {
+    pub personalization: bool,
+    pub measurement: bool,
+    /// The request carried `Sec-GPC: 1` (Global Privacy Control): no personalisation.
+    pub gpc: bool,
+}
+
+impl DecisionRequest {
+    /// Checks everything and builds the query. Every problem is listed with its path.
+    pub fn validate(
+        self,
+        limits: Limits,
+        currency: &str,
+        consent: ConsentDefaults,
+        hasher: &IdentityHasher,
+        now_ms: i64,
+    ) -> Result<ValidRequest, Problems> {
+        let mut p = Problems::default();
+        let mut q = Query {
+            now_ms,
+            ..Query::default()
+        };
+
+        let placement = match self.placement.as_deref() {
+            None => {
+                p.push("placement", "is required");
+                None
+            }
+            Some(s) if !is_valid_id(s) => {
+                p.push(
+                    "placement",
+                    "must be 1 to 64 characters of A-Z, a-z, 0-9, '.', '_' or '-'",
+                );
+                None
+            }
+            Some(s) => Some(s.to_string()),
+        };
+        let channel = match self.channel.as_deref() {
+            None => {
+                p.push("channel", "is required");
+                None
+            }
+            Some(s) => {
+                let c = Channel::parse(s);
+                if c.is_none() {
+                    p.push(
+                        "channel",
+                        format!("unknown channel {s:?}; expected online, in_store or app"),
+                    );
+                }
+                c
+            }
+        };
+        let slots = match self.slots {
+            None => 1,
+            Some(n) if (1..=limits.max_slots as i64).contains(&n) => n as u8,
+            Some(_) => {
+                p.push(
+                    "slots",
+                    format!("must be between 1 and {}", limits.max_slots),
+                );
+                1
+            }
+        };
+
+        let mut transaction_id = None;
+        match &self.transaction {
+            None => p.push("transaction", "is required"),
+            Some(t) => {
+                transaction_id = text(&t.id, "transaction.id", &mut p);
+                if t.id.is_none() {
+                    p.push("transaction.id", "is required");
+                }
+                let total = money(t.total, "transaction.total", &mut p);
+                let same_currency = match t.currency.as_deref() {
+                    None => true,
+                    Some(c) if c.len() == 3 && c.bytes().all(|b| b.is_ascii_alphabetic()) => {
+                        c.eq_ignore_ascii_case(currency)
+                    }
+                    Some(_) => {
+                        p.push("transaction.currency", "must be a 3-letter ISO 4217 code");
+                        false
+                    }
+                };
+                // Order-value predicates compare amounts in the deployment currency only.
+                q.order_total = total.filter(|_| same_currency);
+                text(&t.payment_method, "transaction.payment_method", &mut p);
+                let items = t.items.as_deref().unwrap_or_default();
+                if items.len() > limits.max_items {
+                    p.push(
+                        "transaction.items",
+                        format!("must list at most {} items", limits.max_items),
+                    );
+                }
+                for (i, item) in items.iter().take(limits.max_items).enumerate() {
+                    let path = index("transaction.items", i);
+                    if let Some(sku) = text(&item.sku, &join(&path, "sku"), &mut p) {
+                        q.add_sku(&sku);
+                    }
+                    if let Some(c) = text(&item.category, &join(&path, "category"), &mut p) {
+                        q.add_category(&c);
+                    }
+                    if let Some(b) = text(&item.brand, &join(&path, "brand"), &mut p) {
+                        q.add_brand(&b);
+                    }
+                    text(&item.name, &join(&path, "name"), &mut p);
+                    money(item.price, &join(&path, "price"), &mut p);
+                    if let Some(n) = item.quantity
+                        && !(1..=MAX_QUANTITY).contains(&n)
+                    {
+                        p.push(
+                            join(&path, "quantity"),
+                            format!("must be between 1 and {MAX_QUANTITY}"),
+                        );
+                    }
+                }
+            }
+        }
+
+        if let Some(ctx) = &self.context {
+            q.country = text(&ctx.country, "context.country", &mut p).map(|s| s.to_uppercase());
+            q.region = text(&ctx.region, "context.region", &mut p).map(|s| s.to_uppercase());
+            q.store_id = text(&ctx.store_id, "context.store_id", &mut p);
+            text(&ctx.postal_code, "context.postal_code", &mut p);
+            text(&ctx.locale, "context.locale", &mut p);
+        }
+
+        let requested = self.consent.unwrap_or_default();
+        let personalization =
+            requested.personalization.unwrap_or(consent.personalization) && !consent.gpc;
+        let measurement = requested.measurement.unwrap_or(consent.measurement);
+
+        let mut ids = Vec::new();
+        if let Some(cust) = &self.customer {
+            q.loyalty_tier =
+                text(&cust.loyalty_tier, "customer.loyalty_tier", &mut p).map(|s| s.to_lowercase());
+            q.new_customer = cust.new_customer;
+            if let Some(raw) = &cust.ids {
+                ids = hash_ids(raw, hasher, &mut p);
+            }
+        }
+        if !personalization {
+            // Without personalisation consent identifiers are neither linked nor used.
+            ids.clear();
+        }
+        q.identified = !ids.is_empty();
+        q.channel = channel;
+        q.placement = placement.clone().unwrap_or_default();
+
+        let force_creative = text(&self.force_creative, "force_creative", &mut p);
+        match (placement, channel, transaction_id) {
+            (Some(placement), Some(channel), Some(transaction_id)) if p.is_empty() => {
+                Ok(ValidRequest {
+                    placement,
+                    channel,
+                    slots,
+                    transaction_id,
+                    query: q,
+                    ids,
+                    personalization,
+                    measurement,
+                    explain: self.explain.unwrap_or(false),
+                    test: self.test.unwrap_or(false),
+                    force_creative,
+                })
+            }
+            _ => Err(p),
+        }
+    }
+}
+
+/// Hashes every identifier given, strongest first; the raw e-mail is hashed here and
+/// dropped.
+fn hash_ids(raw: &Ids, hasher: &IdentityHasher, p: &mut Problems) -> Vec<IdHash> {
+    let mut out = Vec::new();
+    let fields = [
+        (IdKind::CustomerId, &raw.customer_id),
+        (IdKind::LoyaltyId, &raw.loyalty_id),
+        (IdKind::EmailSha256, &raw.email_sha256),
+        (IdKind::PhoneSha256, &raw.phone_sha256),
+        (IdKind::PaymentToken, &raw.payment_token),
+        (IdKind::DeviceId, &raw.device_id),
+    ];
+    for (kind, value) in fields {
+        let path = format!("customer.ids.{}", kind.as_str());
+        let Some(v) = text(value, &path, p) else {
+            continue;
+        };
+        if matches!(kind, IdKind::EmailSha256 | IdKind::PhoneSha256) && !is_sha256_hex(&v) {
+            p.push(path, "must be a SHA-256 digest: 64 hex characters");
+            continue;
+        }
+        out.push(hasher.hash(kind, &v));
+    }
+    if let Some(email) = raw.email.as_deref() {
+        let e = email.trim();
+        if e.len() > MAX_TEXT || !e.contains('@') {
+            // The value is never echoed: it is personal data.
+            p.push("customer.ids.email", "must be an e-mail address");
+        } else {
+            let h = hasher.hash_raw_email(e);
+            if !out.contains(&h) {
+                out.push(h);
+            }
+        }
+    }
+    out
+}

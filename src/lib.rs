@@ -1,0 +1,38 @@
+//! aftercart: an ad server for the moment right after a purchase.
+//!
+//! A checkout page, app or in-store POS posts the confirmation context and gets back
+//! the best offers for that moment, chosen from in-memory campaign indexes.
+//!
+//! The modules, in the order a decision flows through them:
+//!
+//! - [`config`]: settings from defaults, a TOML file, `AFTERCART_*` and flags.
+//! - [`campaign`]: the campaign document, its validation, the campaigns folder.
+//! - [`index`]: compiled campaigns, inverted targeting indexes, the published snapshot.
+//! - [`decision`]: request validation, selection (eligibility, ranking, slots), replays.
+//! - [`token`]: sealed tracking tokens for impression, click and purchase URLs.
+//! - [`identity`]: keyed hashing of customer identifiers.
+//! - [`http`]: the server, routing, codecs (JSON, MessagePack) and errors.
+//! - [`app`]: the shared state a running server hands to every request.
+//! - [`metrics`], [`shutdown`], [`clock`], [`ids`], [`money`], [`secrets`],
+//!   [`validation`]: the small pieces everything else stands on.
+//! - [`synth`]: synthetic campaigns and requests for benches and load tests.
+//! - [`cli`]: the `aftercart` command line.
+#![forbid(unsafe_code)]
+
+pub mod app;
+pub mod campaign;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod decision;
+pub mod http;
+pub mod identity;
+pub mod ids;
+pub mod index;
+pub mod metrics;
+pub mod money;
+pub mod secrets;
+pub mod shutdown;
+pub mod synth;
+pub mod token;
+pub mod validation;

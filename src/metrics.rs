@@ -1,0 +1,120 @@
+//! Prometheus metrics. Labels are bounded sets (channel, outcome, kind): per-campaign
+//! and per-profile figures belong to stats and reports, not to a time-series database.
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+};
+
+/// Every metric the server exports, registered in its own registry so that tests can
+/// run several servers in one process.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    pub decision_seconds: HistogramVec,
+    pub decisions: IntCounterVec,
+    pub offers: IntCounterVec,
+    pub campaigns_loaded: IntGauge,
+    pub http_requests: IntCounterVec,
+    pub connections_open: IntGauge,
+    pub connections_refused: IntCounterVec,
+}
+
+/// Decision latency buckets: tens of microseconds up to the point where a checkout
+/// page has given up.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1,
+    0.25,
+];
+
+fn must<T>(r: prometheus::Result<T>) -> T {
+    // Metric names and labels are constants in this file; a failure is a programming
+    // error caught by the first test that builds a server.
+    r.unwrap_or_else(|e| panic!("metric definition: {e}"))
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let registry = Registry::new_custom(Some("aftercart".into()), None)
+            .unwrap_or_else(|_| Registry::new());
+        let decision_seconds = must(HistogramVec::new(
+            HistogramOpts::new(
+                "decision_duration_seconds",
+                "Time to answer POST /v1/decisions, from body read to response built.",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+            &["channel"],
+        ));
+        let decisions = must(IntCounterVec::new(
+            Opts::new(
+                "decisions_total",
+                "Decisions by channel and outcome (fill, nofill, replay, test, invalid).",
+            ),
+            &["channel", "outcome"],
+        ));
+        let offers = must(IntCounterVec::new(
+            Opts::new(
+                "offers_total",
+                "Offers served by channel and creative kind.",
+            ),
+            &["channel", "kind"],
+        ));
+        let campaigns_loaded = must(IntGauge::new(
+            "campaigns_loaded",
+            "Campaigns in the published snapshot.",
+        ));
+        let http_requests = must(IntCounterVec::new(
+            Opts::new(
+                "http_requests_total",
+                "HTTP requests by route and status class.",
+            ),
+            &["route", "status"],
+        ));
+        let connections_open = must(IntGauge::new(
+            "connections_open",
+            "Open client connections.",
+        ));
+        let connections_refused = must(IntCounterVec::new(
+            Opts::new(
+                "connections_refused_total",
+                "Connections closed at once, by reason.",
+            ),
+            &["reason"],
+        ));
+        for c in [
+            Box::new(decision_seconds.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(decisions.clone()),
+            Box::new(offers.clone()),
+            Box::new(campaigns_loaded.clone()),
+            Box::new(http_requests.clone()),
+            Box::new(connections_open.clone()),
+            Box::new(connections_refused.clone()),
+        ] {
+            must(registry.register(c));
+        }
+        Metrics {
+            registry,
+            decision_seconds,
+            decisions,
+            offers,
+            campaigns_loaded,
+            http_requests,
+            connections_open,
+            connections_refused,
+        }
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        // Encoding into a Vec only fails on invalid metric families, which the
+        // registry refuses at registration.
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        out
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}

@@ -166,6 +166,7 @@ impl Decider {
             slots: req.slots,
             rules: self.config.placement(&req.placement),
             explain: req.explain,
+            full_scan: false,
         };
         let (mut winners, explain) = select::select(&snap, &req.query, &input);
         if let Some(forced) = &req.force_creative {

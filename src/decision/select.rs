@@ -73,6 +73,9 @@ pub struct SelectionInput<'a> {
     pub slots: u8,
     pub rules: Option<&'a PlacementRules>,
     pub explain: bool,
+    /// Check every loaded campaign instead of asking the indexes: the brute-force
+    /// baseline that benches compare against and tests check the index with.
+    pub full_scan: bool,
 }
 
 struct Ranked {
@@ -109,7 +112,11 @@ fn select_with(
 ) -> (Vec<Winner>, Option<Explain>) {
     let mut removals = input.explain.then(Removals::default);
     let mut times = LocalTimes::default();
-    snap.candidates(q, candidates);
+    if input.full_scan {
+        snap.scan_all(candidates);
+    } else {
+        snap.candidates(q, candidates);
+    }
     ranked.clear();
     let seed = input.decision.0 as u64;
     for &idx in candidates.iter() {

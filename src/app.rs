@@ -9,7 +9,12 @@ use crate::campaign::{FolderError, ValidationRules, load_folder};
 use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::decision::Decider;
+use crate::exposure::read::Records;
+use crate::exposure::storage::{Faults, LogError};
+use crate::exposure::{ExposureLog, WriterConfig};
+use crate::identity::IdentityHasher;
 use crate::index::{CompiledCampaign, SharedSnapshot, Snapshot};
+use crate::ledger::Ledger;
 use crate::metrics::Metrics;
 use crate::secrets;
 use arc_swap::ArcSwap;
@@ -24,6 +29,8 @@ use subtle::ConstantTimeEq;
 pub enum StartError {
     #[error("the campaigns folder has {} problem(s)", .0.len())]
     Campaigns(Vec<FolderError>),
+    #[error("exposure log: {0}")]
+    Log(#[from] LogError),
     #[error("{what} {path}: {source}")]
     Io {
         what: &'static str,
@@ -38,6 +45,11 @@ pub struct App {
     pub decider: Decider,
     pub metrics: Metrics,
     pub clock: SharedClock,
+    pub log: ExposureLog,
+    pub ledger: Arc<Ledger>,
+    /// Fault injection for the log's storage (tests flip these).
+    pub faults: Arc<Faults>,
+    hasher: IdentityHasher,
     admin_key: String,
     /// Where a generated admin key was written, to tell the operator.
     pub admin_key_file: Option<PathBuf>,
@@ -46,6 +58,15 @@ pub struct App {
 
 impl App {
     pub fn start(config: Config, clock: SharedClock) -> Result<Arc<App>, StartError> {
+        Self::start_with_faults(config, clock, Arc::new(Faults::default()))
+    }
+
+    /// Starts with a handle on the log's fault injection (tests).
+    pub fn start_with_faults(
+        config: Config,
+        clock: SharedClock,
+        faults: Arc<Faults>,
+    ) -> Result<Arc<App>, StartError> {
         let io = |what, path: &PathBuf| {
             let path = path.clone();
             move |source| StartError::Io { what, path, source }
@@ -86,17 +107,40 @@ impl App {
             clock.clone(),
             metrics.clone(),
         );
+        let writer = WriterConfig {
+            dir: data.join("log"),
+            segment_bytes: config.log_segment_bytes,
+            flush_interval: std::time::Duration::from_millis(config.log_flush_interval_ms),
+            queue_capacity: config.log_queue_capacity,
+            queue_wait: std::time::Duration::from_millis(config.log_queue_wait_ms),
+        };
+        // The writer thread lives as long as the process; graceful shutdown flushes it.
+        let (log, recovery, _writer) =
+            ExposureLog::open(writer, faults.clone(), metrics.log.clone())?;
+        if let Some(at) = recovery.truncated_at {
+            tracing::warn!(
+                offset = at,
+                bytes = recovery.truncated_bytes,
+                "exposure log: cut a torn tail back to the last whole record"
+            );
+        }
+        let hasher = IdentityHasher::new(&identity_key);
         let app = App {
             config,
             snapshot,
             decider,
             metrics,
             clock,
+            log,
+            ledger: Arc::new(Ledger::new(hasher.clone())),
+            faults,
+            hasher,
             admin_key,
             admin_key_file,
             ready: AtomicBool::new(false),
         };
         app.reload_campaigns().map_err(StartError::Campaigns)?;
+        app.restore_ledger()?;
         app.ready.store(true, Ordering::SeqCst);
         Ok(Arc::new(app))
     }
@@ -142,7 +186,134 @@ impl App {
             .into()
     }
 
+    pub fn hasher(&self) -> &IdentityHasher {
+        &self.hasher
+    }
+
+    pub fn log_dir(&self) -> PathBuf {
+        self.config.data.join("log")
+    }
+
+    fn checkpoint_path(&self) -> PathBuf {
+        self.config.data.join("checkpoint").join("ledger.bin")
+    }
+
+    /// Loads the last checkpoint and applies every record logged after it.
+    fn restore_ledger(&self) -> Result<(), StartError> {
+        let path = self.checkpoint_path();
+        let from = match self.ledger.load_checkpoint(&path) {
+            Ok(offset) => offset.unwrap_or(0),
+            Err(source) => {
+                return Err(StartError::Io {
+                    what: "cannot read the checkpoint",
+                    path,
+                    source,
+                });
+            }
+        };
+        let started = std::time::Instant::now();
+        let mut records = match Records::open(&self.log_dir(), from) {
+            Err(LogError::BadOffset { .. }) if from > 0 => {
+                // The checkpoint claims records the log no longer has (the disk lost
+                // synced data, or the log was restored from an older copy): the
+                // checkpoint cannot be trusted, so rebuild from the whole log.
+                tracing::warn!(
+                    from,
+                    "the checkpoint is ahead of the exposure log; rebuilding the ledger from the log"
+                );
+                self.ledger.clear();
+                Records::open(&self.log_dir(), 0)?
+            }
+            other => other?,
+        };
+        let mut n = 0u64;
+        let day_of = |campaign: &str, ms: i64| crate::tracking::campaign_day(self, campaign, ms);
+        while let Some((_, record)) = records.next_record()? {
+            self.ledger.apply(&record, &day_of);
+            n += 1;
+        }
+        tracing::info!(
+            from,
+            records = n,
+            ms = started.elapsed().as_millis() as u64,
+            "ledger restored from checkpoint and log"
+        );
+        Ok(())
+    }
+
+    /// Writes a checkpoint of the ledger: everything logged before the offset it
+    /// records is in it, so a restart replays only what came after.
+    pub async fn checkpoint(&self) -> Result<u64, String> {
+        // Only what is durable: a checkpoint must never claim records a power loss could
+        // still take away.
+        let offset = self.log.flush().await.map_err(|e| e.to_string())?;
+        let now = self.clock.now_ms();
+        self.ledger.expire(
+            now - self.config.click_ttl_secs as i64 * 1000,
+            now - self.config.dedup_horizon_days as i64 * 86_400_000,
+        );
+        let path = self.checkpoint_path();
+        let ledger = self.ledger.clone();
+        // Serialising millions of keys takes a while; keep it off the async workers.
+        tokio::task::spawn_blocking(move || ledger.save_checkpoint(&path, offset))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+        if let Some(hours) = self.config.log_retention_hours {
+            let dir = self.log_dir();
+            let keep_after =
+                std::time::SystemTime::now() - std::time::Duration::from_secs(hours * 3600);
+            let deleted = tokio::task::spawn_blocking(move || retain(&dir, keep_after, offset))
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())?;
+            if deleted > 0 {
+                tracing::info!(
+                    segments = deleted,
+                    "retention deleted old exposure log segments"
+                );
+            }
+        }
+        Ok(offset)
+    }
+
+    /// Flushes the log and writes a final checkpoint: the last step of a graceful stop.
+    pub async fn shut_down(&self) {
+        if let Err(e) = self.log.flush().await {
+            tracing::error!(error = %e, "final flush of the exposure log failed");
+        }
+        if let Err(e) = self.checkpoint().await {
+            tracing::error!(error = %e, "final checkpoint failed");
+        }
+    }
+
     pub fn is_ready(&self) -> bool {
         self.ready.load(Ordering::SeqCst)
+    }
+}
+
+/// Deletes whole log segments last written before `keep_after`, oldest first, but never
+/// one that ends after `checkpointed` (its records are not yet in a checkpoint) and never
+/// the segment being written.
+fn retain(
+    dir: &std::path::Path,
+    keep_after: std::time::SystemTime,
+    checkpointed: u64,
+) -> Result<usize, LogError> {
+    let segments = crate::exposure::storage::list_segments(dir)?;
+    let mut cut = None;
+    for pair in segments.windows(2) {
+        let ((_, path), (next_base, _)) = (&pair[0], &pair[1]);
+        let old = std::fs::metadata(path)
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t < keep_after);
+        if !old || *next_base > checkpointed {
+            break;
+        }
+        cut = Some(*next_base);
+    }
+    match cut {
+        Some(offset) => crate::exposure::storage::delete_segments_before(dir, offset),
+        None => Ok(0),
     }
 }

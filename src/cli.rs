@@ -51,11 +51,32 @@ pub enum Command {
         #[arg(long)]
         allow_http_urls: bool,
     },
+    /// Print the exposure log: one JSON object per line (it may run while the server
+    /// runs, and shows what has been written).
+    Log {
+        /// Data folder (default ./data).
+        #[arg(long, default_value = "./data")]
+        data: PathBuf,
+        /// Start at this offset (0: the oldest record kept).
+        #[arg(long, default_value_t = 0)]
+        from: u64,
+        /// Keep waiting for new records.
+        #[arg(long)]
+        follow: bool,
+        #[arg(long, value_enum, default_value_t = LogFormatArg::Json)]
+        format: LogFormatArg,
+    },
     /// Generate synthetic campaigns or requests for benchmarks and load tests.
     Synth {
         #[command(subcommand)]
         what: Synth,
     },
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormatArg {
+    Json,
+    Msgpack,
 }
 
 #[derive(Subcommand, Debug)]
@@ -99,6 +120,12 @@ pub fn run(cli: Cli) -> ExitCode {
             dir,
             allow_http_urls,
         } => validate(&dir, allow_http_urls),
+        Command::Log {
+            data,
+            from,
+            follow,
+            format,
+        } => print_log(&data, from, follow, format),
         Command::Synth { what } => synth(what),
     }
 }
@@ -173,8 +200,10 @@ async fn serve_async(config: Config) -> ExitCode {
         "aftercart is serving"
     );
     crate::shutdown::reload_on_hangup(app.clone());
-    match crate::http::run(listener, app, crate::shutdown::signal()).await {
+    crate::shutdown::checkpoint_periodically(app.clone());
+    match crate::http::run(listener, app.clone(), crate::shutdown::signal()).await {
         Ok(()) => {
+            app.shut_down().await;
             tracing::info!("stopped");
             ExitCode::SUCCESS
         }
@@ -213,6 +242,56 @@ fn validate(dir: &std::path::Path, allow_http_urls: bool) -> ExitCode {
             }
             eprintln!("{} problem(s)", errors.len());
             ExitCode::from(EXIT_CAMPAIGNS)
+        }
+    }
+}
+
+fn print_log(data: &std::path::Path, from: u64, follow: bool, format: LogFormatArg) -> ExitCode {
+    use crate::exposure::read::Records;
+    use crate::exposure::view::RecordView;
+    use std::io::Write;
+    let dir = data.join("log");
+    let mut records = match Records::open(&dir, from) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("aftercart log: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    loop {
+        match records.next_record() {
+            Ok(Some((offset, record))) => {
+                let view = RecordView {
+                    offset,
+                    record: &record,
+                };
+                let written = match format {
+                    LogFormatArg::Json => serde_json::to_writer(&mut out, &view)
+                        .map_err(std::io::Error::other)
+                        .and_then(|()| out.write_all(b"\n")),
+                    LogFormatArg::Msgpack => rmp_serde::encode::write_named(&mut out, &view)
+                        .map_err(std::io::Error::other),
+                };
+                if written.is_err() {
+                    // The reader went away (a closed pipe): stop quietly.
+                    return ExitCode::SUCCESS;
+                }
+            }
+            Ok(None) if follow => {
+                let _ = out.flush();
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            Ok(None) => {
+                let _ = out.flush();
+                return ExitCode::SUCCESS;
+            }
+            Err(e) => {
+                let _ = out.flush();
+                eprintln!("aftercart log: {e}");
+                return ExitCode::FAILURE;
+            }
         }
     }
 }

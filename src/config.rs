@@ -56,6 +56,22 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
 pub const DEFAULT_SHUTDOWN_GRACE_MS: u64 = 10_000;
 /// Shoppers revisit their confirmation page for about a day; they should see the same offers.
 pub const DEFAULT_DECISION_REPLAY_SECS: u64 = 86_400;
+/// Big enough that rotation is rare, small enough that retention frees space in useful steps.
+pub const DEFAULT_LOG_SEGMENT_BYTES: u64 = 128 << 20;
+/// Decision records reach disk within this; short enough to lose little on power loss, long enough to group many fsyncs into one.
+pub const DEFAULT_LOG_FLUSH_INTERVAL_MS: u64 = 10;
+/// Absorbs bursts of a second or more at full decision rate before producers must wait.
+pub const DEFAULT_LOG_QUEUE_CAPACITY: usize = 65_536;
+/// A producer waits this long for room in a full log queue before answering 503.
+pub const DEFAULT_LOG_QUEUE_WAIT_MS: u64 = 1_000;
+/// An impression beacon later than an hour after its decision is not a real view.
+pub const DEFAULT_IMPRESSION_TTL_SECS: u64 = 3_600;
+/// Clicks count for a week: shoppers come back to their confirmation e-mail.
+pub const DEFAULT_CLICK_TTL_SECS: u64 = 7 * 86_400;
+/// Conversions are deduplicated for 30 days; older ones are refused rather than risk double counting.
+pub const DEFAULT_DEDUP_HORIZON_DAYS: u64 = 30;
+/// A restart replays at most about a minute of log.
+pub const DEFAULT_CHECKPOINT_INTERVAL_SECS: u64 = 60;
 /// Upper bound for `workers`: more threads than this only adds scheduling overhead.
 pub const MAX_WORKERS: usize = 1024;
 /// Human-readable logs for a first run; production deployments switch to JSON.
@@ -106,6 +122,20 @@ pub struct Config {
     pub max_connections: usize,
     pub shutdown_grace_ms: u64,
     pub decision_replay_secs: u64,
+    pub log_segment_bytes: u64,
+    pub log_flush_interval_ms: u64,
+    pub log_queue_capacity: usize,
+    pub log_queue_wait_ms: u64,
+    pub impression_ttl_secs: u64,
+    pub click_ttl_secs: u64,
+    pub dedup_horizon_days: u64,
+    pub checkpoint_interval_secs: u64,
+    /// Exposure log segments older than this are deleted (whole, and only once a
+    /// checkpoint covers them); `None` keeps everything.
+    pub log_retention_hours: Option<u64>,
+    /// Log decision-side records (`decision`, `nofill`). Only load tests that measure
+    /// the log's own cost turn this off: measurement needs these records.
+    pub log_decisions: bool,
     /// Tokio worker threads; `None` means one per core.
     pub workers: Option<usize>,
     pub log_format: LogFormat,
@@ -137,6 +167,16 @@ impl Default for Config {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             shutdown_grace_ms: DEFAULT_SHUTDOWN_GRACE_MS,
             decision_replay_secs: DEFAULT_DECISION_REPLAY_SECS,
+            log_segment_bytes: DEFAULT_LOG_SEGMENT_BYTES,
+            log_flush_interval_ms: DEFAULT_LOG_FLUSH_INTERVAL_MS,
+            log_queue_capacity: DEFAULT_LOG_QUEUE_CAPACITY,
+            log_queue_wait_ms: DEFAULT_LOG_QUEUE_WAIT_MS,
+            impression_ttl_secs: DEFAULT_IMPRESSION_TTL_SECS,
+            click_ttl_secs: DEFAULT_CLICK_TTL_SECS,
+            dedup_horizon_days: DEFAULT_DEDUP_HORIZON_DAYS,
+            checkpoint_interval_secs: DEFAULT_CHECKPOINT_INTERVAL_SECS,
+            log_retention_hours: None,
+            log_decisions: true,
             workers: None,
             log_format: DEFAULT_LOG_FORMAT,
             log_level: DEFAULT_LOG_LEVEL.to_string(),
@@ -177,6 +217,16 @@ impl fmt::Debug for Config {
             .field("max_connections", &self.max_connections)
             .field("shutdown_grace_ms", &self.shutdown_grace_ms)
             .field("decision_replay_secs", &self.decision_replay_secs)
+            .field("log_segment_bytes", &self.log_segment_bytes)
+            .field("log_flush_interval_ms", &self.log_flush_interval_ms)
+            .field("log_queue_capacity", &self.log_queue_capacity)
+            .field("log_queue_wait_ms", &self.log_queue_wait_ms)
+            .field("impression_ttl_secs", &self.impression_ttl_secs)
+            .field("click_ttl_secs", &self.click_ttl_secs)
+            .field("dedup_horizon_days", &self.dedup_horizon_days)
+            .field("checkpoint_interval_secs", &self.checkpoint_interval_secs)
+            .field("log_retention_hours", &self.log_retention_hours)
+            .field("log_decisions", &self.log_decisions)
             .field("workers", &self.workers)
             .field("log_format", &self.log_format)
             .field("log_level", &self.log_level)
@@ -345,6 +395,7 @@ const SETTINGS: &[&str] = &[
     "max_body_bytes", "max_batch_body_bytes", "max_items", "max_slots",
     "header_read_timeout_ms", "idle_timeout_ms", "max_connections", "shutdown_grace_ms",
     "decision_replay_secs", "workers", "log_format", "log_level",
+    "log_segment_bytes", "log_flush_interval_ms", "log_queue_capacity", "log_queue_wait_ms", "impression_ttl_secs", "click_ttl_secs", "dedup_horizon_days", "checkpoint_interval_secs", "log_retention_hours", "log_decisions",
     "default_consent.personalization", "default_consent.measurement", "trusted_proxies",
 ];
 
@@ -568,6 +619,26 @@ impl<'a> Resolver<'a> {
                 d.decision_replay_secs,
                 positive,
             ),
+            log_segment_bytes: self.get("log_segment_bytes", d.log_segment_bytes, positive),
+            log_flush_interval_ms: self.get(
+                "log_flush_interval_ms",
+                d.log_flush_interval_ms,
+                positive,
+            ),
+            log_queue_capacity: self.get("log_queue_capacity", d.log_queue_capacity, positive),
+            log_queue_wait_ms: self.get("log_queue_wait_ms", d.log_queue_wait_ms, positive),
+            impression_ttl_secs: self.get("impression_ttl_secs", d.impression_ttl_secs, positive),
+            click_ttl_secs: self.get("click_ttl_secs", d.click_ttl_secs, positive),
+            dedup_horizon_days: self.get("dedup_horizon_days", d.dedup_horizon_days, positive),
+            checkpoint_interval_secs: self.get(
+                "checkpoint_interval_secs",
+                d.checkpoint_interval_secs,
+                positive,
+            ),
+            log_retention_hours: self.get("log_retention_hours", None, |v| {
+                in_range(v, 1_000_000).map(Some)
+            }),
+            log_decisions: self.get("log_decisions", true, as_bool),
             workers: self.get("workers", None, |v| {
                 in_range(v, MAX_WORKERS as u64).map(Some)
             }),

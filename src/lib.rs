@@ -10,6 +10,10 @@
 //! - [`index`]: compiled campaigns, inverted targeting indexes, the published snapshot.
 //! - [`decision`]: request validation, selection (eligibility, ranking, slots), replays.
 //! - [`token`]: sealed tracking tokens for impression, click and purchase URLs.
+//! - [`tracking`]: impression and click events, counted once and charged.
+//! - [`conversion`]: purchases and refunds from checkouts and POS, validated whole.
+//! - [`exposure`]: the append-only exposure log: records, writer, reader.
+//! - [`ledger`]: spend and deduplication state derived from the log, checkpointed.
 //! - [`identity`]: keyed hashing of customer identifiers.
 //! - [`http`]: the server, routing, codecs (JSON, MessagePack) and errors.
 //! - [`app`]: the shared state a running server hands to every request.
@@ -24,15 +28,19 @@ pub mod campaign;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod conversion;
 pub mod decision;
+pub mod exposure;
 pub mod http;
 pub mod identity;
 pub mod ids;
 pub mod index;
+pub mod ledger;
 pub mod metrics;
 pub mod money;
 pub mod secrets;
 pub mod shutdown;
 pub mod synth;
 pub mod token;
+pub mod tracking;
 pub mod validation;

@@ -1,6 +1,7 @@
 //! Prometheus metrics. Labels are bounded sets (channel, outcome, kind): per-campaign
 //! and per-profile figures belong to stats and reports, not to a time-series database.
 
+use crate::exposure::LogMetrics;
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
 };
@@ -17,6 +18,8 @@ pub struct Metrics {
     pub http_requests: IntCounterVec,
     pub connections_open: IntGauge,
     pub connections_refused: IntCounterVec,
+    pub events: IntCounterVec,
+    pub log: LogMetrics,
 }
 
 /// Decision latency buckets: tens of microseconds up to the point where a checkout
@@ -80,6 +83,13 @@ impl Metrics {
             ),
             &["reason"],
         ));
+        let events = must(IntCounterVec::new(
+            Opts::new(
+                "events_total",
+                "Counted tracking events and conversions by kind.",
+            ),
+            &["kind"],
+        ));
         for c in [
             Box::new(decision_seconds.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(decisions.clone()),
@@ -88,9 +98,11 @@ impl Metrics {
             Box::new(http_requests.clone()),
             Box::new(connections_open.clone()),
             Box::new(connections_refused.clone()),
+            Box::new(events.clone()),
         ] {
             must(registry.register(c));
         }
+        let log = must(LogMetrics::register(&registry));
         Metrics {
             registry,
             decision_seconds,
@@ -100,6 +112,8 @@ impl Metrics {
             http_requests,
             connections_open,
             connections_refused,
+            events,
+            log,
         }
     }
 

@@ -40,6 +40,23 @@ pub fn load_or_create_admin_key(path: &Path) -> std::io::Result<(String, bool)> 
     }
 }
 
+/// Writes a file atomically: a temporary file beside it, fsync, rename, fsync of the
+/// folder. A crash leaves the old file or the new one, never a torn one.
+pub fn write_atomic(path: &Path, content: &[u8]) -> std::io::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(content)?;
+    f.sync_all()?;
+    drop(f);
+    std::fs::rename(&tmp, path)?;
+    std::fs::File::open(dir)?.sync_all()
+}
+
 /// Writes a file only its owner can read, atomically (temp file, fsync, rename), so a
 /// crash never leaves a half-written secret.
 fn write_private(path: &Path, content: &str) -> std::io::Result<()> {

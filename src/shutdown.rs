@@ -54,3 +54,20 @@ pub fn reload_on_hangup(app: Arc<App>) {
         }
     });
 }
+
+/// Writes a ledger checkpoint every `checkpoint_interval_secs`, so a restart replays
+/// little of the log.
+pub fn checkpoint_periodically(app: Arc<App>) {
+    tokio::spawn(async move {
+        let every = std::time::Duration::from_secs(app.config.checkpoint_interval_secs);
+        let mut tick = tokio::time::interval(every);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            match app.checkpoint().await {
+                Ok(offset) => tracing::debug!(offset, "checkpoint written"),
+                Err(e) => tracing::error!(error = %e, "checkpoint failed"),
+            }
+        }
+    });
+}

@@ -17,6 +17,8 @@ pub use select::{Explain, Winner};
 use crate::campaign::Channel;
 use crate::clock::SharedClock;
 use crate::config::Config;
+use crate::exposure::record::{H128, LoggedId};
+use crate::exposure::{Kind, Record};
 use crate::identity::IdentityHasher;
 use crate::ids::DecisionId;
 use crate::index::SharedSnapshot;
@@ -50,6 +52,11 @@ pub struct Outcome {
     pub replayed: bool,
     /// An admin preview: nothing was logged, charged or remembered.
     pub test: bool,
+    /// The records to log for this decision (`decision` per offer, or one `nofill`);
+    /// empty for replays and previews.
+    pub records: Vec<Record>,
+    /// The replay key, to forget the decision if its records cannot be logged.
+    pub replay_key: Option<u128>,
 }
 
 /// Why a request was refused.
@@ -156,6 +163,8 @@ impl Decider {
                 explain: None,
                 replayed: true,
                 test: false,
+                records: Vec::new(),
+                replay_key: None,
             });
         }
 
@@ -238,6 +247,8 @@ impl Decider {
                 explain,
                 replayed: false,
                 test: true,
+                records: Vec::new(),
+                replay_key: None,
             });
         }
         if let Some(key) = replay_key
@@ -251,6 +262,8 @@ impl Decider {
                 explain,
                 replayed: true,
                 test: false,
+                records: Vec::new(),
+                replay_key: None,
             });
         }
         let outcome = if decision.offers.is_empty() {
@@ -259,12 +272,21 @@ impl Decider {
             "fill"
         };
         self.count(req.channel, outcome, &decision.offers);
+        let records = decision_records(&decision, &req, &location, now);
         Ok(Outcome {
             decision,
             explain,
             replayed: false,
             test: false,
+            records,
+            replay_key,
         })
+    }
+
+    /// Forgets a remembered decision whose records could not be logged, so that a
+    /// reload does not serve offers the log never saw.
+    pub fn forget(&self, replay_key: u128) {
+        self.replay.remove(replay_key);
     }
 
     fn count(&self, channel: Channel, outcome: &str, offers: &[ServedOffer]) {
@@ -288,4 +310,45 @@ impl Decider {
             .with_label_values(&["unknown", "invalid"])
             .inc();
     }
+}
+
+/// The log records of a fresh decision. Without measurement consent they keep
+/// campaign, creative, channel and price, but no identifier, profile or order id.
+fn decision_records(
+    decision: &Decision,
+    req: &ValidRequest,
+    location: &str,
+    now: i64,
+) -> Vec<Record> {
+    let base = |kind: Kind| {
+        let mut r = Record::new(kind, now);
+        r.decision_id = Some(H128(decision.id.0));
+        r.placement = Some(req.placement.clone());
+        r.channel = Some(req.channel);
+        r.location = Some(location.to_string());
+        if req.measurement {
+            r.profile = req.ids.first().map(|h| H128(h.hash));
+            r.ids = req.ids.iter().map(|&h| LoggedId::from(h)).collect();
+            r.transaction_id = Some(req.transaction_id.clone());
+        }
+        r
+    };
+    if decision.offers.is_empty() {
+        return vec![base(Kind::Nofill)];
+    }
+    decision
+        .offers
+        .iter()
+        .map(|o| {
+            let c = &o.winner.campaign;
+            let mut r = base(Kind::Decision);
+            r.slot = Some(o.winner.slot);
+            r.campaign = Some(c.id.to_string());
+            r.creative = Some(c.creatives[o.winner.creative].id.to_string());
+            r.advertiser = Some(c.advertiser.to_string());
+            r.model = Some(c.bid.model);
+            r.price = Some(c.price().0);
+            r
+        })
+        .collect()
 }

@@ -100,6 +100,13 @@ impl ReplayCache {
         self.gens.compare_and_swap(&*gens, next);
     }
 
+    /// Drops the decision stored for `key`.
+    pub fn remove(&self, key: u128) {
+        let gens = self.gens.load();
+        gens.current.remove(&key);
+        gens.previous.remove(&key);
+    }
+
     /// Entries held (both generations), for tests and metrics.
     pub fn len(&self) -> usize {
         let gens = self.gens.load();

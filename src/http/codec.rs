@@ -138,6 +138,12 @@ pub fn with_type(status: StatusCode, content_type: &'static str, body: Bytes) ->
     r
 }
 
+pub fn empty(status: StatusCode) -> Response<Body> {
+    let mut r = Response::new(Full::new(Bytes::new()));
+    *r.status_mut() = status;
+    r
+}
+
 /// Reads the whole body: 413 past `limit` (told by `Content-Length` before reading a
 /// byte, or found while reading), 408 when it does not arrive within `deadline`.
 pub async fn read_body(

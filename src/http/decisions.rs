@@ -4,6 +4,7 @@ use super::codec::{Body, Codec, read_body};
 use super::error::ApiError;
 use crate::app::App;
 use crate::decision::{Caller, DecisionError, DecisionRequest, DecisionView};
+use crate::exposure::Kind;
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use std::time::{Duration, Instant};
@@ -31,6 +32,20 @@ pub async fn post(app: &App, req: Request<Incoming>) -> Result<Response<Body>, A
             DecisionError::Forbidden(detail) => ApiError::forbidden(detail),
         }
     })?;
+    let kind = if outcome.decision.offers.is_empty() {
+        Kind::Nofill
+    } else {
+        Kind::Decision
+    };
+    if app.config.log_decisions
+        && let Err(e) = app.log.append(kind, &outcome.records).await
+    {
+        // Nothing is served without its record.
+        if let Some(key) = outcome.replay_key {
+            app.decider.forget(key);
+        }
+        return Err(ApiError::unavailable(format!("{e}; retry later")));
+    }
     let view = DecisionView {
         decision: &outcome.decision,
         explain: outcome.explain.as_ref(),

@@ -76,6 +76,14 @@ impl ApiError {
         )
     }
 
+    pub fn unauthorized() -> ApiError {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "a valid API key is required (Authorization: Bearer KEY)",
+        )
+    }
+
     pub fn forbidden(detail: Detail) -> ApiError {
         ApiError::new(StatusCode::FORBIDDEN, "forbidden", detail.to_string())
             .with_details(vec![detail])

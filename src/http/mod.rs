@@ -2,8 +2,11 @@
 
 mod admin;
 mod codec;
+mod conversions;
 mod decisions;
 mod error;
+mod events;
+pub mod log;
 mod router;
 mod server;
 

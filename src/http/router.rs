@@ -2,7 +2,7 @@
 
 use super::codec::{Body, Codec};
 use super::error::ApiError;
-use super::{admin, decisions};
+use super::{admin, conversions, decisions, events, log};
 use crate::app::App;
 use http::{Method, Request, Response};
 use hyper::body::Incoming;
@@ -33,6 +33,10 @@ fn route_label(path: &str) -> &'static str {
         "/healthz" => "healthz",
         "/readyz" => "readyz",
         "/metrics" => "metrics",
+        "/v1/events/impression" => "impression",
+        "/v1/events/click" => "click",
+        "/v1/conversions" => "conversions",
+        "/v1/log" => "log",
         _ => "other",
     }
 }
@@ -41,6 +45,10 @@ async fn dispatch(app: &App, req: Request<Incoming>) -> Result<Response<Body>, A
     let method = req.method().clone();
     match (req.uri().path(), method) {
         ("/v1/decisions", Method::POST) => decisions::post(app, req).await,
+        ("/v1/events/impression", Method::GET | Method::POST) => events::impression(app, req).await,
+        ("/v1/events/click", Method::GET) => events::click(app, req).await,
+        ("/v1/conversions", Method::POST) => conversions::post(app, req).await,
+        ("/v1/log", Method::GET) => log::get(app, req).await,
         ("/healthz", Method::GET | Method::HEAD) => Ok(admin::healthz()),
         ("/readyz", Method::GET | Method::HEAD) => Ok(admin::readyz(app)),
         ("/metrics", Method::GET) => Ok(admin::metrics(app)),

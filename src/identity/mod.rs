@@ -9,7 +9,9 @@ use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
 /// The kinds of identifier the API accepts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum IdKind {
     EmailSha256,
@@ -80,6 +82,22 @@ impl IdentityHasher {
             kind,
             hash: u128::from_be_bytes(first),
         }
+    }
+
+    /// A keyed 128-bit hash of several byte strings (length-prefixed, so `["ab", "c"]`
+    /// and `["a", "bc"]` differ), for dedup keys that must survive restarts and resist
+    /// crafted collisions.
+    pub fn keyed(&self, parts: &[&[u8]]) -> u128 {
+        let mut mac = self.mac.clone();
+        mac.update(&[0xff]);
+        for p in parts {
+            mac.update(&(p.len() as u64).to_le_bytes());
+            mac.update(p);
+        }
+        let out = mac.finalize().into_bytes();
+        let mut first = [0u8; 16];
+        first.copy_from_slice(&out[..16]);
+        u128::from_be_bytes(first)
     }
 
     /// A raw e-mail address as the `email_sha256` identifier it is.

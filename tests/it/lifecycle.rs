@@ -5,16 +5,8 @@
 use crate::support::*;
 use serde_json::json;
 use std::io::{Read, Write};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// A folder of campaign files with one mistake of every kind, spread over two files.
 fn broken_folder() -> tempfile::TempDir {
@@ -160,60 +152,6 @@ async fn health_readiness_and_metrics() {
         assert!(text.contains(needle), "{needle} in:\n{text}");
     }
     s.stop().await;
-}
-
-struct Server {
-    child: Child,
-    port: u16,
-    _data: tempfile::TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts the real binary on `campaigns` and waits until it is ready.
-fn spawn_server(campaigns: &std::path::Path) -> Server {
-    let data = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let child = Command::new(bin())
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .arg("--campaigns")
-        .arg(campaigns)
-        .arg("--data")
-        .arg(data.path())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let server = Server {
-        child,
-        port,
-        _data: data,
-    };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
-            let _ = s.write_all(b"GET /readyz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
-            let mut reply = String::new();
-            let _ = s.read_to_string(&mut reply);
-            if reply.starts_with("HTTP/1.1 200") {
-                return server;
-            }
-        }
-        assert!(Instant::now() < deadline, "server did not become ready");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn signal(child: &Child, sig: &str) {
-    let ok = Command::new("kill")
-        .args([sig, &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(ok.success());
 }
 
 #[test]

@@ -1,14 +1,18 @@
 //! aftercart's integration tests, in one binary: every test starts a real server on
 //! port 0 (in-process, or the real `aftercart` binary) and talks HTTP to it.
 //!
+//! - `crash`: kill -9 during conversions, torn tails, graceful stops: nothing acknowledged is lost.
 //! - `decisions`: offers on every channel from the sample set, codecs, replays, explain and preview.
 //! - `targeting`: every targeting predicate matching and not matching.
 //! - `slots`: multi-slot walks, advertiser and competitive separation, ranking, floors and blocklists.
 //! - `bad_input`: malformed, wrong-typed, oversized and hostile requests get precise 4xx errors.
+//! - `exposure`: the exposure log, impressions, clicks, conversions, crash safety and readers.
 //! - `lifecycle`: configuration errors, start-up refusal, validate, health and metrics, graceful shutdown.
 
 mod bad_input;
+mod crash;
 mod decisions;
+mod exposure;
 mod lifecycle;
 mod slots;
 mod support;

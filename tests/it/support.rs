@@ -3,6 +3,7 @@
 use aftercart::app::App;
 use aftercart::clock::{ManualClock, SharedClock, SystemClock};
 use aftercart::config::Config;
+use aftercart::exposure::storage::Faults;
 use serde_json::{Value, json};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -42,6 +43,7 @@ pub struct Builder {
     config: Config,
     clock: SharedClock,
     campaigns: Option<TempDir>,
+    faults: Arc<Faults>,
 }
 
 impl Builder {
@@ -72,14 +74,36 @@ impl Builder {
     }
 
     pub async fn start(self) -> TestServer {
-        let data = tempfile::tempdir().unwrap();
+        self.start_on(tempfile::tempdir().unwrap()).await
+    }
+
+    /// Fault injection on the exposure log's storage.
+    pub fn faults(mut self, faults: Arc<Faults>) -> Builder {
+        self.faults = faults;
+        self
+    }
+
+    /// Starts on an existing data folder (a restart).
+    pub async fn start_on(self, data: TempDir) -> TestServer {
         let mut config = self.config;
         config.data = data.path().to_path_buf();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         config.listen = addr;
         config.public_url = format!("http://{addr}");
-        let app = App::start(config, self.clock).expect("server starts");
+        let app = App::start_with_faults(config, self.clock, self.faults).expect("server starts");
+        TestServer::serve(app, listener, data, self.campaigns).await
+    }
+}
+
+impl TestServer {
+    async fn serve(
+        app: Arc<App>,
+        listener: tokio::net::TcpListener,
+        data: TempDir,
+        campaigns: Option<TempDir>,
+    ) -> TestServer {
+        let addr = listener.local_addr().unwrap();
         let (tx, rx) = oneshot::channel();
         let task = tokio::spawn(aftercart::http::run(listener, app.clone(), async move {
             let _ = rx.await;
@@ -92,12 +116,10 @@ impl Builder {
             data,
             stop: Some(tx),
             task: Some(task),
-            _campaigns: self.campaigns,
+            _campaigns: campaigns,
         }
     }
-}
 
-impl TestServer {
     pub fn builder() -> Builder {
         let config = Config {
             campaigns: sample_campaigns(),
@@ -108,6 +130,7 @@ impl TestServer {
             config,
             clock: Arc::new(SystemClock),
             campaigns: None,
+            faults: Arc::default(),
         }
     }
 
@@ -163,13 +186,52 @@ impl TestServer {
         (status, r.json().await.unwrap_or(Value::Null))
     }
 
-    pub async fn stop(mut self) {
+    /// Stops gracefully (drain, flush the log, checkpoint).
+    pub async fn stop(self) {
+        self.stop_keeping_data().await;
+    }
+
+    /// Stops gracefully and hands back the data folder, for a restart.
+    pub async fn stop_keeping_data(mut self) -> TempDir {
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
         }
         if let Some(task) = self.task.take() {
             task.await.unwrap().unwrap();
         }
+        self.app.shut_down().await;
+        let empty = tempfile::tempdir().unwrap();
+        std::mem::replace(&mut self.data, empty)
+    }
+
+    /// Every record in the log, as `aftercart log` shows them.
+    pub async fn log_records(&self) -> Vec<Value> {
+        let _ = self.app.log.flush().await;
+        read_log(self.data.path())
+    }
+
+    /// Posts conversions with the admin key.
+    pub async fn convert(&self, body: &Value) -> (u16, Value) {
+        let r = self
+            .client
+            .post(self.url("/v1/conversions"))
+            .header("content-type", JSON)
+            .bearer_auth(ADMIN_KEY)
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// GET a URL without following redirects.
+    pub async fn get_raw(&self, url: &str) -> reqwest::Response {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        client.get(url).send().await.unwrap()
     }
 }
 
@@ -259,4 +321,133 @@ pub async fn raw_exchange(addr: SocketAddr, request: &str) -> String {
     )
     .await;
     String::from_utf8_lossy(&buf).into_owned()
+}
+
+/// Every record of the log in `data`, read with the real `aftercart log`.
+pub fn read_log(data: &Path) -> Vec<Value> {
+    let out = std::process::Command::new(bin())
+        .arg("log")
+        .arg("--data")
+        .arg(data)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "aftercart log: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// Records of one kind.
+pub fn of_kind<'a>(records: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    records.iter().filter(|r| r["kind"] == kind).collect()
+}
+
+/// A conversion body.
+pub fn conversion(order: &str, patch: Value) -> Value {
+    let mut c = json!({
+        "order_id": order, "type": "purchase", "channel": "in_store", "store_id": "store-042",
+        "total": 9.98, "currency": "USD",
+        "customer": {"ids": {"loyalty_id": "L-123", "payment_token": "tok_9"}},
+        "items": [{"sku": "SKU-77", "category": "grocery/snacks", "brand": "Crunchy", "price": 4.99, "quantity": 2}]
+    });
+    if let Value::Object(p) = patch {
+        for (k, v) in p {
+            c[k] = v;
+        }
+    }
+    c
+}
+
+// The real binary, for crashes, signals and exit codes.
+
+use std::io::{Read, Write};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub struct Server {
+    pub child: Child,
+    pub port: u16,
+    _data: Option<tempfile::TempDir>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts the real binary on `campaigns` with a fresh data folder and waits until it is
+/// ready.
+pub fn spawn_server(campaigns: &Path) -> Server {
+    let data = tempfile::tempdir().unwrap();
+    let mut server = spawn_server_in(campaigns, data.path());
+    server._data = Some(data);
+    server
+}
+
+/// Starts the real binary on `campaigns` and the data folder `data`, and waits until it
+/// is ready.
+pub fn spawn_server_in(campaigns: &Path, data: &Path) -> Server {
+    let port = free_port();
+    let child = Command::new(bin())
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .arg("--campaigns")
+        .arg(campaigns)
+        .arg("--data")
+        .arg(data)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let server = Server {
+        child,
+        port,
+        _data: None,
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            let _ = s.write_all(b"GET /readyz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+            let mut reply = String::new();
+            let _ = s.read_to_string(&mut reply);
+            if reply.starts_with("HTTP/1.1 200") {
+                return server;
+            }
+        }
+        assert!(Instant::now() < deadline, "server did not become ready");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+pub fn signal(child: &Child, sig: &str) {
+    let ok = Command::new("kill")
+        .args([sig, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+}
+
+/// Waits for the process to exit and returns its exit code.
+pub fn wait_exit(child: &mut Child, within: Duration) -> Option<i32> {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status.code();
+        }
+        assert!(Instant::now() < deadline, "the process did not exit");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }

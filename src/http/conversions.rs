@@ -1,0 +1,98 @@
+//! `POST /v1/conversions`: purchases and refunds, acknowledged only once durable.
+
+use super::codec::{Body, Codec, read_body};
+use super::error::ApiError;
+use crate::app::App;
+use crate::conversion::{self, Rules};
+use crate::exposure::Kind;
+use http::{Request, Response, StatusCode};
+use hyper::body::Incoming;
+use serde::Serialize;
+use std::collections::HashSet;
+use std::time::Duration;
+
+#[derive(Serialize)]
+struct Accepted {
+    accepted: usize,
+    duplicates: usize,
+}
+
+pub async fn post(app: &App, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
+    let (parts, body) = req.into_parts();
+    if !app.is_admin(&parts.headers) {
+        return Err(ApiError::unauthorized());
+    }
+    let codec = Codec::of_request(&parts.headers)?;
+    let deadline = Duration::from_millis(app.config.header_read_timeout_ms.max(30_000));
+    let bytes = read_body(
+        body,
+        &parts.headers,
+        app.config.max_batch_body_bytes,
+        deadline,
+    )
+    .await?;
+    let value: serde_json::Value = codec.decode(&bytes)?;
+    let now = app.clock.now_ms();
+    let rules = Rules {
+        currency: &app.config.currency,
+        now_ms: now,
+        horizon_ms: app.config.dedup_horizon_days as i64 * 86_400_000,
+        default_personalization: app.config.default_consent.personalization,
+        default_measurement: app.config.default_consent.measurement,
+        hasher: app.hasher(),
+    };
+    let batch = conversion::parse_batch(&value, &rules).map_err(|p| {
+        let mismatch =
+            p.0.iter()
+                .any(|d| d.message.starts_with(conversion::CURRENCY_MISMATCH));
+        let e = ApiError::invalid(p.0);
+        if mismatch {
+            ApiError {
+                code: "currency_mismatch",
+                ..e
+            }
+        } else {
+            e
+        }
+    })?;
+
+    // Duplicates: already counted, or repeated within this batch.
+    let mut fresh = Vec::with_capacity(batch.len());
+    let mut keys = Vec::with_capacity(batch.len());
+    let mut in_batch = HashSet::with_capacity(batch.len());
+    for c in &batch {
+        let key = app
+            .ledger
+            .conversion_key(c.channel.as_str(), &c.order_id, c.kind);
+        if app.ledger.has_conversion(key) || !in_batch.insert(key) {
+            continue;
+        }
+        keys.push((key, c.occurred_ms));
+        fresh.push(c.record(now, &app.config.currency));
+    }
+    let duplicates = batch.len() - fresh.len();
+    if !fresh.is_empty() {
+        app.log
+            .append_durable(Kind::Conversion, &fresh)
+            .await
+            .map_err(|e| {
+                ApiError::unavailable(format!("{e}; nothing was recorded, retry later"))
+            })?;
+        // Marked only once durable: a failed write leaves nothing that would turn the
+        // client's retry into a "duplicate".
+        for (key, occurred) in keys {
+            app.ledger.first_conversion(key, occurred);
+        }
+        app.metrics
+            .events
+            .with_label_values(&["conversion"])
+            .inc_by(fresh.len() as u64);
+    }
+    Ok(Codec::of_response(&parts.headers).encode(
+        StatusCode::ACCEPTED,
+        &Accepted {
+            accepted: fresh.len(),
+            duplicates,
+        },
+    ))
+}

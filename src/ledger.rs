@@ -1,0 +1,259 @@
+//! The ledger: what the exposure log says has happened, kept live in memory.
+//!
+//! Spend per campaign, and the deduplication keys that make events and conversions
+//! count once: an impression or click per decision and slot, a conversion per channel,
+//! order id and type. Request handlers update it *before* handing their record to the
+//! log, and every update is keyed, so applying a record twice changes nothing. That is
+//! what makes checkpoints simple: a checkpoint is the ledger as it is plus the log
+//! offset written before it was taken; on start the ledger is loaded and every record
+//! from that offset on is applied again, harmlessly for those already counted.
+
+use crate::exposure::record::{ConversionType, Kind, Record};
+use crate::identity::IdentityHasher;
+use dashmap::DashMap;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use std::sync::Arc;
+
+/// Which event of an offer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Event {
+    Impression = 0,
+    Click = 1,
+    Purchase = 2,
+}
+
+/// Days of daily spend kept per campaign (today and the days before, for stats).
+const DAYS_KEPT: usize = 8;
+
+/// A campaign's spend in micros: in total and per day of the campaign's time zone.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct Spend {
+    pub total: i64,
+    /// (day number since the epoch, micros), newest last.
+    pub days: Vec<(i32, i64)>,
+}
+
+impl Spend {
+    pub fn on_day(&self, day: i32) -> i64 {
+        self.days
+            .iter()
+            .find(|(d, _)| *d == day)
+            .map_or(0, |(_, v)| *v)
+    }
+
+    fn add(&mut self, day: i32, amount: i64) {
+        self.total += amount;
+        match self.days.iter_mut().find(|(d, _)| *d == day) {
+            Some((_, v)) => *v += amount,
+            None => {
+                self.days.push((day, amount));
+                self.days.sort_unstable_by_key(|(d, _)| *d);
+                if self.days.len() > DAYS_KEPT {
+                    self.days.remove(0);
+                }
+            }
+        }
+    }
+}
+
+pub struct Ledger {
+    spend: DashMap<Arc<str>, Spend>,
+    /// (decision, slot, event) → when the decision was made (ms), for expiry.
+    events: DashMap<(u128, u8, u8), i64>,
+    /// Keyed hash of (channel, order id, type) → when the conversion happened (ms).
+    conversions: DashMap<u128, i64>,
+    /// Keys conversions so that the map cannot be flooded with crafted collisions and
+    /// the keys stay the same across restarts.
+    hasher: IdentityHasher,
+}
+
+/// The on-disk form of a checkpoint.
+#[derive(Serialize, Deserialize)]
+struct Checkpoint {
+    v: u8,
+    /// Every record before this offset is reflected in the rest.
+    offset: u64,
+    spend: Vec<(String, Spend)>,
+    events: Vec<(u128, u8, u8, i64)>,
+    conversions: Vec<(u128, i64)>,
+}
+
+impl Ledger {
+    pub fn new(hasher: IdentityHasher) -> Ledger {
+        Ledger {
+            spend: DashMap::new(),
+            events: DashMap::new(),
+            conversions: DashMap::new(),
+            hasher,
+        }
+    }
+
+    /// Marks an event of an offer as seen; `true` the first time only.
+    pub fn first_event(&self, decision: u128, slot: u8, event: Event, decision_ms: i64) -> bool {
+        let mut first = false;
+        self.events
+            .entry((decision, slot, event as u8))
+            .or_insert_with(|| {
+                first = true;
+                decision_ms
+            });
+        first
+    }
+
+    pub fn has_event(&self, decision: u128, slot: u8, event: Event) -> bool {
+        self.events.contains_key(&(decision, slot, event as u8))
+    }
+
+    /// Forgets an event mark (its record could not be logged).
+    pub fn unmark_event(&self, decision: u128, slot: u8, event: Event) {
+        self.events.remove(&(decision, slot, event as u8));
+    }
+
+    pub fn conversion_key(&self, channel: &str, order_id: &str, kind: ConversionType) -> u128 {
+        self.hasher.keyed(&[
+            b"conversion",
+            channel.as_bytes(),
+            order_id.as_bytes(),
+            kind.as_str().as_bytes(),
+        ])
+    }
+
+    /// Marks a conversion as seen; `true` the first time only.
+    pub fn first_conversion(&self, key: u128, occurred_ms: i64) -> bool {
+        let mut first = false;
+        self.conversions.entry(key).or_insert_with(|| {
+            first = true;
+            occurred_ms
+        });
+        first
+    }
+
+    pub fn has_conversion(&self, key: u128) -> bool {
+        self.conversions.contains_key(&key)
+    }
+
+    /// Forgets conversion marks whose records could not be made durable, so that the
+    /// client's retry is accepted.
+    pub fn unmark_conversions(&self, keys: &[u128]) {
+        for k in keys {
+            self.conversions.remove(k);
+        }
+    }
+
+    /// Adds `amount` micros to a campaign's spend on `day`.
+    pub fn charge(&self, campaign: &str, day: i32, amount: i64) {
+        if amount <= 0 {
+            return;
+        }
+        match self.spend.get_mut(campaign) {
+            Some(mut s) => s.add(day, amount),
+            None => self
+                .spend
+                .entry(Arc::from(campaign))
+                .or_default()
+                .add(day, amount),
+        }
+    }
+
+    pub fn spend(&self, campaign: &str) -> Spend {
+        self.spend
+            .get(campaign)
+            .map(|s| s.clone())
+            .unwrap_or_default()
+    }
+
+    /// Applies a record read back from the log. Idempotent: a record whose key is
+    /// already marked changes nothing. `day_of` gives a campaign's day for a time.
+    pub fn apply(&self, r: &Record, day_of: &dyn Fn(&str, i64) -> i32) {
+        let event = match r.kind {
+            Kind::Impression => Some(Event::Impression),
+            Kind::Click => Some(Event::Click),
+            Kind::Purchase => Some(Event::Purchase),
+            Kind::Conversion => {
+                if let (Some(ch), Some(order), Some(t)) =
+                    (r.channel, r.order_id.as_deref(), r.conversion_type)
+                {
+                    let key = self.conversion_key(ch.as_str(), order, t);
+                    self.first_conversion(key, r.occurred.unwrap_or(r.ts));
+                }
+                None
+            }
+            _ => None,
+        };
+        if let (Some(event), Some(d), Some(slot)) = (event, r.decision(), r.slot)
+            && self.first_event(d.0, slot, event, r.decision_ts.unwrap_or(r.ts))
+            && let (Some(campaign), Some(cost)) = (r.campaign.as_deref(), r.cost)
+        {
+            self.charge(campaign, day_of(campaign, r.ts), cost);
+        }
+    }
+
+    /// Drops dedup keys past their horizon: event marks of decisions older than
+    /// `events_before_ms`, conversion marks older than `conversions_before_ms`.
+    pub fn expire(&self, events_before_ms: i64, conversions_before_ms: i64) {
+        self.events.retain(|_, t| *t >= events_before_ms);
+        self.conversions.retain(|_, t| *t >= conversions_before_ms);
+    }
+
+    /// Writes a checkpoint atomically (temp file, fsync, rename).
+    pub fn save_checkpoint(&self, path: &Path, offset: u64) -> std::io::Result<()> {
+        let cp = Checkpoint {
+            v: 1,
+            offset,
+            spend: self
+                .spend
+                .iter()
+                .map(|e| (e.key().to_string(), e.value().clone()))
+                .collect(),
+            events: self
+                .events
+                .iter()
+                .map(|e| (e.key().0, e.key().1, e.key().2, *e.value()))
+                .collect(),
+            conversions: self
+                .conversions
+                .iter()
+                .map(|e| (*e.key(), *e.value()))
+                .collect(),
+        };
+        let bytes = rmp_serde::to_vec(&cp).map_err(std::io::Error::other)?;
+        crate::secrets::write_atomic(path, &bytes)
+    }
+
+    /// Loads a checkpoint into an empty ledger; returns the offset to replay from.
+    pub fn load_checkpoint(&self, path: &Path) -> std::io::Result<Option<u64>> {
+        let bytes = match std::fs::read(path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let cp: Checkpoint = rmp_serde::from_slice(&bytes)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+        for (c, s) in cp.spend {
+            self.spend.insert(Arc::from(c.as_str()), s);
+        }
+        for (d, slot, ev, t) in cp.events {
+            self.events.insert((d, slot, ev), t);
+        }
+        for (k, t) in cp.conversions {
+            self.conversions.insert(k, t);
+        }
+        Ok(Some(cp.offset))
+    }
+
+    /// Forgets everything (before a rebuild from the whole log).
+    pub fn clear(&self) {
+        self.spend.clear();
+        self.events.clear();
+        self.conversions.clear();
+    }
+
+    pub fn event_keys(&self) -> usize {
+        self.events.len()
+    }
+
+    pub fn conversion_keys(&self) -> usize {
+        self.conversions.len()
+    }
+}

@@ -1,0 +1,133 @@
+//! Tracking events: impressions and clicks authorised by their sealed token, counted
+//! once per decision and slot, charged per the campaign's bid model.
+
+use crate::app::App;
+use crate::campaign::BidModel;
+use crate::exposure::record::H128;
+use crate::exposure::{Kind, LogUnavailable, Record};
+use crate::ledger::Event;
+use crate::token::{TokenError, TokenPayload};
+use chrono::TimeZone;
+
+/// What an event request turned into.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Counted {
+    /// Counted, charged and logged.
+    Yes,
+    /// A repeat, or too late: answered normally, not counted.
+    No,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EventError {
+    #[error("{0}")]
+    Token(#[from] TokenError),
+    #[error("{0}")]
+    Log(#[from] LogUnavailable),
+}
+
+/// The campaign's day (days since the epoch in its time zone) at `ms`.
+pub fn campaign_day(app: &App, campaign: &str, ms: i64) -> i32 {
+    let tz = app
+        .snapshot
+        .load()
+        .by_id(campaign)
+        .map_or(app.config.timezone, |c| c.tz);
+    let local = tz.timestamp_millis_opt(ms).single().map(|t| t.date_naive());
+    local.map_or(0, |d| (d - chrono::NaiveDate::default()).num_days() as i32)
+}
+
+fn event_record(kind: Kind, t: &TokenPayload, now: i64, cost: i64) -> Record {
+    let mut r = Record::new(kind, now);
+    r.decision_id = Some(H128(t.decision.0));
+    r.slot = Some(t.slot);
+    r.campaign = Some(t.campaign.clone());
+    r.creative = Some(t.creative.clone());
+    r.placement = Some(t.placement.clone());
+    r.channel = Some(t.channel);
+    r.location = Some(t.location.clone());
+    r.profile = t.profile.map(H128);
+    r.model = Some(t.model);
+    r.price = Some(t.price);
+    r.cost = Some(cost);
+    r.decision_ts = Some(t.issued_ms);
+    r
+}
+
+/// Counts an impression: the first per decision and slot within the impression
+/// time-to-live; charges cpm campaigns their price.
+pub async fn impression(app: &App, token: &str) -> Result<Counted, EventError> {
+    let t = app.decider.sealer().open(token)?;
+    let now = app.clock.now_ms();
+    if now - t.issued_ms > app.config.impression_ttl_secs as i64 * 1000 {
+        return Ok(Counted::No);
+    }
+    if !app
+        .ledger
+        .first_event(t.decision.0, t.slot, Event::Impression, t.issued_ms)
+    {
+        return Ok(Counted::No);
+    }
+    let cost = if t.model == BidModel::Cpm { t.price } else { 0 };
+    let records = [event_record(Kind::Impression, &t, now, cost)];
+    if let Err(e) = app.log.append(Kind::Impression, &records).await {
+        app.ledger
+            .unmark_event(t.decision.0, t.slot, Event::Impression);
+        return Err(e.into());
+    }
+    app.ledger
+        .charge(&t.campaign, campaign_day(app, &t.campaign, now), cost);
+    app.metrics.events.with_label_values(&["impression"]).inc();
+    Ok(Counted::Yes)
+}
+
+/// Counts a click (the first per decision and slot, within the click time-to-live),
+/// recording the impression too if none came; charges cpc campaigns their price.
+/// Returns the token's payload so the caller can redirect.
+pub async fn click(app: &App, token: &str) -> Result<(TokenPayload, Counted), EventError> {
+    let t = app.decider.sealer().open(token)?;
+    let now = app.clock.now_ms();
+    if now - t.issued_ms > app.config.click_ttl_secs as i64 * 1000
+        || !app
+            .ledger
+            .first_event(t.decision.0, t.slot, Event::Click, t.issued_ms)
+    {
+        return Ok((t, Counted::No));
+    }
+    let within_impression_ttl = now - t.issued_ms <= app.config.impression_ttl_secs as i64 * 1000;
+    let mut records = Vec::with_capacity(2);
+    let mut impression_cost = 0;
+    let impression_recorded = within_impression_ttl
+        && app
+            .ledger
+            .first_event(t.decision.0, t.slot, Event::Impression, t.issued_ms);
+    if impression_recorded {
+        impression_cost = if t.model == BidModel::Cpm { t.price } else { 0 };
+        records.push(event_record(Kind::Impression, &t, now, impression_cost));
+    }
+    let click_cost = if t.model == BidModel::Cpc { t.price } else { 0 };
+    let click = event_record(Kind::Click, &t, now, click_cost);
+    let logged = match records.pop() {
+        Some(imp) => match app.log.append(Kind::Impression, &[imp]).await {
+            Ok(()) => app.log.append(Kind::Click, &[click]).await,
+            Err(e) => Err(e),
+        },
+        None => app.log.append(Kind::Click, &[click]).await,
+    };
+    if let Err(e) = logged {
+        app.ledger.unmark_event(t.decision.0, t.slot, Event::Click);
+        if impression_recorded {
+            app.ledger
+                .unmark_event(t.decision.0, t.slot, Event::Impression);
+        }
+        return Err(e.into());
+    }
+    let day = campaign_day(app, &t.campaign, now);
+    app.ledger
+        .charge(&t.campaign, day, impression_cost + click_cost);
+    if impression_recorded {
+        app.metrics.events.with_label_values(&["impression"]).inc();
+    }
+    app.metrics.events.with_label_values(&["click"]).inc();
+    Ok((t, Counted::Yes))
+}

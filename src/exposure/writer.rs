@@ -305,42 +305,59 @@ impl Writer {
             .flatten()
             .min()
             .unwrap_or(Duration::from_secs(3600));
-            let first = rt.block_on(async { tokio::time::timeout(wait, self.rx.recv()).await });
-            match first {
-                Ok(None) => {
-                    // Every producer is gone: write what is left and stop.
-                    self.write_batch(&mut batch, &mut buf);
-                    // A failed sync is logged; there is nothing left to retry for.
-                    let _ = self.sync_now();
-                    return;
-                }
-                Ok(Some(msg)) => batch.push(msg),
-                Err(_) => {} // a deadline: write, sync or retry below
-            }
-            let mut bytes: usize = batch.iter().map(msg_len).sum();
-            while bytes < MAX_BATCH_BYTES {
-                match self.rx.try_recv() {
-                    Ok(msg) => {
-                        bytes += msg_len(&msg);
-                        batch.push(msg);
+            // Collect messages until something must be written or a deadline passes,
+            // with one timer for the whole wait rather than one per message.
+            let flush_interval = self.flush_interval;
+            let rx = &mut self.rx;
+            // Usually empty here; it still holds records when a sync deadline came first.
+            let held_bytes: usize = batch.iter().map(msg_len).sum();
+            let (closed, bytes, waited_on) = rt.block_on(async {
+                let sleep = tokio::time::sleep(wait);
+                tokio::pin!(sleep);
+                let mut bytes = held_bytes;
+                let mut waited_on = false;
+                loop {
+                    tokio::select! {
+                        biased;
+                        msg = rx.recv() => {
+                            let Some(msg) = msg else { return (true, bytes, waited_on) };
+                            if batch.is_empty() && held_since.is_none() {
+                                held_since = Some(Instant::now());
+                                let by = tokio::time::Instant::now() + flush_interval;
+                                if by < sleep.deadline() {
+                                    sleep.as_mut().reset(by);
+                                }
+                            }
+                            bytes += msg_len(&msg);
+                            waited_on |= !matches!(msg, Msg::Append { ack: None, .. });
+                            batch.push(msg);
+                            if waited_on || bytes >= HOLD_BYTES || bytes >= MAX_BATCH_BYTES {
+                                return (false, bytes, waited_on);
+                            }
+                        }
+                        () = &mut sleep => return (false, bytes, waited_on),
                     }
-                    Err(_) => break,
                 }
-            }
+            });
             self.metrics.queue_depth.set(self.rx.len() as i64);
-            // Records nobody waits on are held until a waiter comes, the batch is big
-            // enough to write efficiently, or the flush interval is up: one large write
-            // instead of a syscall per decision.
-            let waited_on = batch
-                .iter()
-                .any(|m| !matches!(m, Msg::Append { ack: None, .. }));
-            if !batch.is_empty() && held_since.is_none() {
-                held_since = Some(Instant::now());
+            if closed {
+                // Every producer is gone: write what is left and stop.
+                self.write_batch(&mut batch, &mut buf);
+                // A failed sync is logged; there is nothing left to retry for.
+                let _ = self.sync_now();
+                return;
             }
+            // Records nobody waits on are held until a waiter comes, enough bytes gather
+            // to write efficiently, or the flush interval is up: one large write instead
+            // of a syscall per decision.
             let due = held_since.is_some_and(|t| t.elapsed() >= self.flush_interval);
-            if waited_on || due || bytes >= HOLD_BYTES || !self.retry.is_empty() {
+            if !batch.is_empty()
+                && (waited_on || due || bytes >= HOLD_BYTES || !self.retry.is_empty())
+            {
                 self.write_batch(&mut batch, &mut buf);
                 held_since = None;
+            } else if batch.is_empty() && !self.retry.is_empty() {
+                self.write_batch(&mut batch, &mut buf);
             }
             if self
                 .unsynced_since

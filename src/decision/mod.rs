@@ -320,7 +320,9 @@ fn decision_records(
     location: &str,
     now: i64,
 ) -> Vec<Record> {
-    let base = |kind: Kind| {
+    // The request's identifiers are written once per decision (on its first record):
+    // they say which identifiers were seen together, the same for every slot.
+    let base = |kind: Kind, first: bool| {
         let mut r = Record::new(kind, now);
         r.decision_id = Some(H128(decision.id.0));
         r.placement = Some(req.placement.clone());
@@ -328,20 +330,23 @@ fn decision_records(
         r.location = Some(location.to_string());
         if req.measurement {
             r.profile = req.ids.first().map(|h| H128(h.hash));
-            r.ids = req.ids.iter().map(|&h| LoggedId::from(h)).collect();
+            if first {
+                r.ids = req.ids.iter().map(|&h| LoggedId::from(h)).collect();
+            }
             r.transaction_id = Some(req.transaction_id.clone());
         }
         r
     };
     if decision.offers.is_empty() {
-        return vec![base(Kind::Nofill)];
+        return vec![base(Kind::Nofill, true)];
     }
     decision
         .offers
         .iter()
-        .map(|o| {
+        .enumerate()
+        .map(|(i, o)| {
             let c = &o.winner.campaign;
-            let mut r = base(Kind::Decision);
+            let mut r = base(Kind::Decision, i == 0);
             r.slot = Some(o.winner.slot);
             r.campaign = Some(c.id.to_string());
             r.creative = Some(c.creatives[o.winner.creative].id.to_string());

@@ -7,7 +7,8 @@
 //!
 //! - [`config`]: settings from defaults, a TOML file, `AFTERCART_*` and flags.
 //! - [`campaign`]: the campaign document, its validation, the campaigns folder.
-//! - [`index`]: compiled campaigns, inverted targeting indexes, the published snapshot.
+//! - [`index`]: compiled campaigns and their compact records, inverted targeting
+//!   indexes, the published snapshot.
 //! - [`decision`]: request validation, selection (eligibility, ranking, slots), replays.
 //! - [`token`]: sealed tracking tokens for impression, click and purchase URLs.
 //! - [`tracking`]: impression and click events, counted once and charged.

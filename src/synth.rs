@@ -208,6 +208,134 @@ pub fn requests(n: usize, campaigns: usize, seed: u64) -> Vec<Value> {
         .collect()
 }
 
+/// Picks zero to three values of `vocab` (each list is present with probability `p`;
+/// repeats are possible, as in a hand-written document).
+fn some(rng: &mut StdRng, p: f64, vocab: &[&str]) -> Vec<String> {
+    if !rng.random_bool(p) {
+        return Vec::new();
+    }
+    (0..rng.random_range(1..=3))
+        .map(|_| vocab.choose(rng).unwrap_or(&"x").to_string())
+        .collect()
+}
+
+const MIX_PLACEMENTS: [&str; 3] = ["order_confirmation", "pos_receipt", "receipt_email"];
+const MIX_COUNTRIES: [&str; 3] = ["US", "CA", "GB"];
+const MIX_STORES: [&str; 3] = ["store-001", "store-002", "store-003"];
+const MIX_CATEGORIES: [&str; 5] = ["grocery", "grocery/snacks", "pets", "pets/dog", "home"];
+const MIX_SKUS: [&str; 3] = ["SKU-1", "SKU-2", "SKU-3"];
+const MIX_BRANDS: [&str; 3] = ["acme", "sonix", "zest"];
+/// Receive times of [`mixed_queries`]: 2026-11-18T00:00:00Z (a Wednesday) and on.
+pub const MIX_WEEK_START_MS: i64 = 1_794_960_000_000;
+
+/// `n` small campaigns exercising every targeting predicate in combination, over small
+/// vocabularies so that requests from [`mixed_queries`] match some and fail others at
+/// every stage: for tests that compare two implementations of matching or selection.
+pub fn mixed_campaigns(n: usize, seed: u64) -> Vec<Campaign> {
+    let mut rng = StdRng::seed_from_u64(seed ^ 0x5ca1ab1e);
+    let mut set = campaigns(n, seed);
+    for (i, c) in set.iter_mut().enumerate() {
+        let r = &mut rng;
+        let t = &mut c.targeting;
+        *t = Targeting::default();
+        t.channels = [Channel::Online, Channel::InStore, Channel::App]
+            .into_iter()
+            .filter(|_| r.random_bool(0.3))
+            .collect();
+        t.placements = some(r, 0.2, &MIX_PLACEMENTS);
+        t.countries = some(r, 0.4, &MIX_COUNTRIES);
+        t.regions = some(r, 0.15, &REGIONS);
+        t.store_ids = some(r, 0.1, &MIX_STORES);
+        t.basket.any_categories = some(r, 0.4, &MIX_CATEGORIES);
+        t.basket.none_categories = some(r, 0.15, &MIX_CATEGORIES);
+        t.basket.any_skus = some(r, 0.1, &MIX_SKUS);
+        t.basket.any_brands = some(r, 0.15, &MIX_BRANDS);
+        if r.random_bool(0.2) {
+            t.order_value.min = Some(Micros(r.random_range(0..100) * 1_000_000));
+        }
+        if r.random_bool(0.1) {
+            t.order_value.max = Some(Micros(r.random_range(50..200) * 1_000_000));
+        }
+        t.loyalty_tiers = some(r, 0.1, &TIERS);
+        t.customer = *[
+            CustomerFilter::Any,
+            CustomerFilter::New,
+            CustomerFilter::Returning,
+        ]
+        .choose(r)
+        .unwrap_or(&CustomerFilter::Any);
+        if r.random_bool(0.15) {
+            let from_hour = r.random_range(0..23);
+            t.dayparts = vec![Daypart {
+                days: vec![Weekday::Wed, Weekday::Thu],
+                from_hour,
+                to_hour: r.random_range(from_hour + 1..=24),
+            }];
+        }
+        t.require_identity = r.random_bool(0.1);
+        if r.random_bool(0.05) {
+            c.status = Status::Paused;
+        }
+        if r.random_bool(0.05) {
+            c.end = DateTime::from_timestamp_millis(MIX_WEEK_START_MS + 36 * 3_600_000)
+                .unwrap_or_default();
+        }
+        c.priority = r.random_range(1..=3);
+        c.advertiser = format!("Adv-{}", i % 7);
+        c.competitive_category = r.random_bool(0.5).then(|| format!("cc-{}", i % 5));
+    }
+    set
+}
+
+/// `n` queries for [`mixed_campaigns`]: values from the same vocabularies, some
+/// unknown to every campaign, fields missing, receive times over two days.
+pub fn mixed_queries(n: usize, seed: u64) -> Vec<crate::index::Query> {
+    let mut rng = StdRng::seed_from_u64(seed ^ 0x9e3779b9);
+    let r = &mut rng;
+    let maybe = |r: &mut StdRng, vocab: &[&str]| {
+        (r.random_bool(0.8)).then(|| {
+            if r.random_bool(0.1) {
+                "unknown".to_string()
+            } else {
+                vocab.choose(r).unwrap_or(&"x").to_string()
+            }
+        })
+    };
+    (0..n)
+        .map(|_| {
+            let mut q = crate::index::Query {
+                channel: [
+                    None,
+                    Some(Channel::Online),
+                    Some(Channel::InStore),
+                    Some(Channel::App),
+                ][r.random_range(0..4)],
+                placement: maybe(r, &MIX_PLACEMENTS).unwrap_or_default(),
+                country: maybe(r, &MIX_COUNTRIES),
+                region: maybe(r, &REGIONS),
+                store_id: maybe(r, &MIX_STORES),
+                order_total: r
+                    .random_bool(0.8)
+                    .then(|| Micros(r.random_range(0..250) * 1_000_000)),
+                loyalty_tier: maybe(r, &TIERS),
+                new_customer: [None, Some(true), Some(false)][r.random_range(0..3)],
+                identified: r.random_bool(0.7),
+                now_ms: MIX_WEEK_START_MS + r.random_range(0..48 * 3_600_000),
+                ..Default::default()
+            };
+            for _ in 0..r.random_range(0..4) {
+                q.add_category(MIX_CATEGORIES.choose(r).unwrap_or(&"home"));
+                q.add_sku(MIX_SKUS.choose(r).unwrap_or(&"SKU-1"));
+                q.add_brand(MIX_BRANDS.choose(r).unwrap_or(&"acme"));
+            }
+            if r.random_bool(0.1) {
+                q.add_category("unknown/aisle");
+            }
+            q
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

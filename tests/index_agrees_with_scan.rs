@@ -108,3 +108,39 @@ fn index_agrees_with_scan_on_2000_campaigns() {
 fn index_agrees_with_scan_on_300_campaigns() {
     check(300, 23);
 }
+
+/// Every targeting predicate in combination (`synth::mixed_campaigns`): lists of several
+/// values, repeated values, values no request uses and request values no campaign uses.
+#[test]
+fn index_agrees_with_scan_on_mixed_targeting() {
+    let compiled = synth::mixed_campaigns(1_000, 31)
+        .into_iter()
+        .map(|c| Arc::new(CompiledCampaign::compile(Arc::new(c), chrono_tz::UTC, None)))
+        .collect();
+    let snap = Snapshot::build(compiled);
+    let (mut by_index, mut by_scan) = (Vec::new(), Vec::new());
+    let mut filled = 0;
+    for (i, q) in synth::mixed_queries(1_000, 31).iter().enumerate() {
+        snap.matching(q, true, &mut by_index);
+        snap.matching(q, false, &mut by_scan);
+        assert_eq!(by_index, by_scan, "request {i}: {q:?}");
+        let winners = |full_scan| {
+            let input = SelectionInput {
+                decision: DecisionId(i as u128),
+                slots: 3,
+                rules: None,
+                explain: false,
+                full_scan,
+            };
+            let (winners, _) = select(&snap, q, &input);
+            winners
+                .iter()
+                .map(|w| (w.slot, w.campaign.id.clone(), w.creative, w.ecpm))
+                .collect::<Vec<_>>()
+        };
+        let via_index = winners(false);
+        assert_eq!(via_index, winners(true), "request {i}: {q:?}");
+        filled += via_index.len();
+    }
+    assert!(filled > 100, "only {filled} slots filled");
+}

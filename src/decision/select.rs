@@ -1,16 +1,22 @@
 //! Selection: eligible campaigns, ranked, walked into slots.
 //!
-//! 1. Candidates from the targeting indexes, each checked against every predicate.
+//! 1. The request in the snapshot's value numbers; candidates from the targeting
+//!    indexes, each checked against every predicate (on its [`Hot`](crate::index::Hot) record).
 //! 2. The placement's floor and blocklists from the configuration.
 //! 3. Ranking: lowest priority first, then highest eCPM, ties broken by an xxh3 hash of
 //!    the decision and campaign (stable for one decision, fair across decisions).
 //! 4. The slot walk: distinct advertisers and distinct competitive categories.
+//!
+//! Only winners (and `explain`) read the full [`CompiledCampaign`].
 
 use crate::config::PlacementRules;
 use crate::ids::DecisionId;
-use crate::index::{CompiledCampaign, LocalTimes, PRIOR_CTR, Query, Snapshot, Stage};
+use crate::index::{
+    CompiledCampaign, LocalTimes, NONE, NumberedQuery, Owner, PRIOR_CTR, Query, Snapshot, Stage,
+};
 use serde::Serialize;
 use std::cell::RefCell;
+use std::cmp::Reverse;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use xxhash_rust::xxh3::xxh3_64_with_seed;
@@ -78,6 +84,7 @@ pub struct SelectionInput<'a> {
     pub full_scan: bool,
 }
 
+/// A campaign that passed every check, with its ranking key.
 struct Ranked {
     priority: u32,
     ecpm: i64,
@@ -85,9 +92,80 @@ struct Ranked {
     idx: u32,
 }
 
+impl Ranked {
+    /// Lowest priority first, then highest eCPM, then the tie-break hash; the index
+    /// only separates a (vanishingly unlikely) 64-bit hash collision, so the order is
+    /// total and the same whatever order the candidates came in.
+    fn key(&self) -> (u32, Reverse<i64>, u64, u32) {
+        (self.priority, Reverse(self.ecpm), self.tie, self.idx)
+    }
+}
+
+/// The tie-break for campaign `id_hash` in the decision seeded `seed`: stable for one
+/// decision, fair across decisions, the same through the index and by a scan.
+fn tie(id_hash: u64, seed: u64) -> u64 {
+    xxh3_64_with_seed(&id_hash.to_le_bytes(), seed)
+}
+
+/// A placement's rules in the snapshot's numbers, resolved once per decision so the
+/// per-campaign test compares integers.
+#[derive(Default)]
+struct Rules {
+    floor: Option<i64>,
+    advertisers: Vec<u32>,
+    separations: Vec<u32>,
+}
+
+impl Rules {
+    fn resolve(&mut self, snap: &Snapshot, rules: Option<&PlacementRules>) {
+        self.floor = rules.map(|r| r.floor_ecpm.0);
+        self.advertisers.clear();
+        self.separations.clear();
+        if let Some(r) = rules {
+            for a in &r.blocked_advertisers {
+                self.advertisers
+                    .extend_from_slice(snap.advertisers_named(a));
+            }
+            let known = r.blocked_categories.iter();
+            self.separations
+                .extend(known.filter_map(|c| snap.separation_number(c)));
+        }
+    }
+
+    /// The placement's floor and blocklists for campaign `idx`; its eCPM when it passes.
+    fn apply(&self, snap: &Snapshot, idx: u32) -> Result<i64, Stage> {
+        let ecpm = snap.hot(idx).ecpm(PRIOR_CTR);
+        if self.floor.is_some_and(|floor| ecpm < floor) {
+            return Err(Stage::PlacementFloor);
+        }
+        if !self.advertisers.is_empty() || !self.separations.is_empty() {
+            let owner = snap.owner(idx);
+            // `NONE` is never in `separations`: only numbers of known categories are.
+            if self.advertisers.contains(&owner.advertiser)
+                || self.separations.contains(&owner.separation)
+            {
+                return Err(Stage::PlacementBlocked);
+            }
+        }
+        Ok(ecpm)
+    }
+}
+
+/// Per-thread buffers reused across decisions, so selection does not allocate
+/// (besides the winners it returns).
+#[derive(Default)]
+struct Buffers {
+    query: NumberedQuery,
+    candidates: Vec<u32>,
+    ranked: Vec<Ranked>,
+    rules: Rules,
+    times: LocalTimes,
+    /// Who holds the slots filled so far.
+    seated: Vec<Owner>,
+}
+
 thread_local! {
-    /// Candidate buffers reused across decisions on a worker thread.
-    static BUFFERS: RefCell<(Vec<u32>, Vec<Ranked>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+    static BUFFERS: RefCell<Buffers> = RefCell::new(Buffers::default());
 }
 
 /// Chooses the offers for one decision.
@@ -96,71 +174,86 @@ pub fn select(
     q: &Query,
     input: &SelectionInput,
 ) -> (Vec<Winner>, Option<Explain>) {
-    BUFFERS.with(|b| {
-        let mut b = b.borrow_mut();
-        let (candidates, ranked) = &mut *b;
-        select_with(snap, q, input, candidates, ranked)
-    })
+    BUFFERS.with(|b| select_with(snap, q, input, &mut b.borrow_mut()))
 }
 
 fn select_with(
     snap: &Snapshot,
     q: &Query,
     input: &SelectionInput,
-    candidates: &mut Vec<u32>,
-    ranked: &mut Vec<Ranked>,
+    b: &mut Buffers,
 ) -> (Vec<Winner>, Option<Explain>) {
     let mut removals = input.explain.then(Removals::default);
-    let mut times = LocalTimes::default();
-    if input.full_scan {
+    b.times.clear();
+    snap.number(q, &mut b.query);
+    b.rules.resolve(snap, input.rules);
+    let candidates = &mut b.candidates;
+    let may_repeat = if input.full_scan {
         snap.scan_all(candidates);
+        false
     } else {
-        snap.candidates(q, candidates);
+        snap.gather(&b.query, candidates)
+    };
+    // Ranking does not depend on candidate order; `explain` lists them sorted.
+    if may_repeat || input.explain {
+        candidates.sort_unstable();
+        candidates.dedup();
     }
+    let ranked = &mut b.ranked;
     ranked.clear();
     let seed = input.decision.0 as u64;
     for &idx in candidates.iter() {
-        let c = snap.campaign(idx);
-        let verdict = c
-            .matches(q, &mut times)
-            .and_then(|()| placement_rules(c, input.rules));
+        let h = snap.hot(idx);
+        let verdict = snap
+            .check(idx, &b.query, &mut b.times)
+            .and_then(|()| b.rules.apply(snap, idx));
         match verdict {
             Ok(ecpm) => ranked.push(Ranked {
-                priority: c.priority,
+                priority: h.priority,
                 ecpm,
-                tie: xxh3_64_with_seed(c.id.as_bytes(), seed),
+                tie: tie(h.id_hash, seed),
                 idx,
             }),
             Err(stage) => {
                 if let Some(r) = removals.as_mut() {
-                    r.add(stage, &c.id);
+                    r.add(stage, &snap.campaign(idx).id);
                 }
             }
         }
     }
-    ranked.sort_unstable_by(|a, b| {
-        a.priority
-            .cmp(&b.priority)
-            .then(b.ecpm.cmp(&a.ecpm))
-            .then(a.tie.cmp(&b.tie))
-    });
+    if input.explain {
+        // The report lists the whole ranking.
+        ranked.sort_unstable_by_key(Ranked::key);
+    }
 
-    let mut winners: Vec<Winner> = Vec::with_capacity(input.slots as usize);
-    for r in ranked.iter() {
-        if winners.len() == input.slots as usize {
+    // Walk the ranking best first. Only a few are usually needed (the slots, plus any
+    // skipped for separation), so without `explain` each step selects the best of the
+    // rest instead of sorting everything.
+    let slots = input.slots as usize;
+    let mut winners: Vec<Winner> = Vec::with_capacity(slots);
+    let seated = &mut b.seated;
+    seated.clear();
+    for next in 0..ranked.len() {
+        if winners.len() == slots {
             break;
         }
-        let c = snap.campaign(r.idx);
-        let conflict = winners.iter().any(|w| {
-            w.campaign.advertiser == c.advertiser
-                || matches!((&w.campaign.separation, &c.separation), (Some(a), Some(b)) if a == b)
+        if !input.explain {
+            bring_best_to_front(&mut ranked[next..]);
+        }
+        let r = &ranked[next];
+        let owner = snap.owner(r.idx);
+        let conflict = seated.iter().any(|seat| {
+            seat.advertiser == owner.advertiser
+                || (seat.separation != NONE && seat.separation == owner.separation)
         });
+        let c = snap.campaign(r.idx);
         if conflict {
             if let Some(rm) = removals.as_mut() {
                 rm.add(Stage::Separation, &c.id);
             }
             continue;
         }
+        seated.push(owner);
         winners.push(Winner {
             slot: winners.len() as u8,
             campaign: c.clone(),
@@ -187,26 +280,14 @@ fn select_with(
     (winners, explain)
 }
 
-/// The placement's floor and blocklists; the campaign's eCPM when it passes.
-fn placement_rules(c: &CompiledCampaign, rules: Option<&PlacementRules>) -> Result<i64, Stage> {
-    let ecpm = c.ecpm(PRIOR_CTR);
-    if let Some(rules) = rules {
-        if ecpm < rules.floor_ecpm.0 {
-            return Err(Stage::PlacementFloor);
-        }
-        let blocked_advertiser = rules
-            .blocked_advertisers
-            .iter()
-            .any(|a| a.eq_ignore_ascii_case(&c.advertiser));
-        let blocked_category = c
-            .separation
-            .as_deref()
-            .is_some_and(|cat| rules.blocked_categories.iter().any(|b| b == cat));
-        if blocked_advertiser || blocked_category {
-            return Err(Stage::PlacementBlocked);
-        }
+/// One step of a selection sort: moves the best-ranked entry of `rest` to its front.
+fn bring_best_to_front(rest: &mut [Ranked]) {
+    let best = (rest.iter().enumerate())
+        .min_by_key(|(_, r)| r.key())
+        .map(|(i, _)| i);
+    if let Some(i) = best {
+        rest.swap(0, i);
     }
-    Ok(ecpm)
 }
 
 /// The campaign and creative index holding creative `id`, for admin previews.
@@ -218,3 +299,6 @@ pub fn find_creative(snap: &Snapshot, id: &str) -> Option<(Arc<CompiledCampaign>
             .map(|i| (c.clone(), i))
     })
 }
+
+#[cfg(test)]
+mod tests;

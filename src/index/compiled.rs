@@ -63,6 +63,15 @@ impl Stage {
 /// The expected-CTR prior for cpc campaigns until clicks are learned.
 pub const PRIOR_CTR: f64 = 0.01;
 
+/// The value of one impression of a `bid` in micros per thousand, given the predicted
+/// click-through rate (used by cpc bids only).
+pub fn ecpm(bid: Bid, ctr: f64) -> i64 {
+    match bid.model {
+        BidModel::Cpm => bid.amount.0,
+        BidModel::Cpc => (bid.amount.0 as f64 * ctr * 1000.0) as i64,
+    }
+}
+
 /// A creative with what an offer needs, ready to copy into a response.
 #[derive(Debug)]
 pub struct CompiledCreative {
@@ -188,10 +197,7 @@ impl CompiledCampaign {
     /// The value of one impression of this campaign in micros per thousand, given the
     /// predicted click-through rate (used by cpc campaigns only).
     pub fn ecpm(&self, ctr: f64) -> i64 {
-        match self.bid.model {
-            BidModel::Cpm => self.bid.amount.0,
-            BidModel::Cpc => (self.bid.amount.0 as f64 * ctr * 1000.0) as i64,
-        }
+        ecpm(self.bid, ctr)
     }
 
     /// What the winner pays per billable event (first price): an impression for cpm
@@ -297,6 +303,11 @@ impl CompiledCampaign {
 pub struct LocalTimes(Vec<(Tz, Weekday, u32)>);
 
 impl LocalTimes {
+    /// Forgets every zone, for the next request (keeping the allocation).
+    pub fn clear(&mut self) {
+        self.0.clear();
+    }
+
     pub fn local(&mut self, tz: Tz, now_ms: i64) -> (Weekday, u32) {
         if let Some((_, d, h)) = self.0.iter().find(|(z, _, _)| *z == tz) {
             return (*d, *h);

@@ -5,124 +5,174 @@
 //! a country), or under its channels × placements when it has none. A request looks up
 //! each of its values in each index, so the work per decision grows with the number of
 //! campaigns that share at least one targeted value with the request, not with the
-//! number loaded. The candidates are then checked completely (`CompiledCampaign::matches`):
-//! the index only has to never miss a campaign that could match.
+//! number loaded. The candidates are then checked completely (`HotSet::check`): the
+//! index only has to never miss a campaign that could match.
+//!
+//! Values are the snapshot's numbers (see [`super::intern`]), so a lookup is an array
+//! index rather than a string hash.
 
-use super::compiled::CompiledCampaign;
-use super::query::Query;
+use super::hot::HotSet;
+use super::intern::{Dictionary, List};
+use super::query::NumberedQuery;
 use crate::campaign::Channel;
-use std::collections::HashMap;
-use xxhash_rust::xxh3::Xxh3Builder;
 
-/// Keys come from validated campaign documents, not from requests, so a fast
-/// non-keyed hash is safe here: a request can only look keys up, never insert them.
-type Postings = HashMap<Box<str>, Vec<u32>, Xxh3Builder>;
-
-/// The dimensions a campaign can be posted under, most selective first.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Dimension {
-    Sku,
-    Store,
-    Brand,
-    Category,
-    Region,
-    LoyaltyTier,
-    Country,
-}
-
-const DIMENSIONS: [Dimension; 7] = [
-    Dimension::Sku,
-    Dimension::Store,
-    Dimension::Brand,
-    Dimension::Category,
-    Dimension::Region,
-    Dimension::LoyaltyTier,
-    Dimension::Country,
+/// The lists a campaign can be posted under, most selective first.
+const DIMENSIONS: [List; 7] = [
+    List::Skus,
+    List::Stores,
+    List::Brands,
+    List::AnyCategories,
+    List::Regions,
+    List::LoyaltyTiers,
+    List::Countries,
 ];
 
-/// The placement key for a campaign that targets every placement.
-const ANY_PLACEMENT: &str = "";
+/// Campaigns per value number, flattened: those posted under value `v` are
+/// `campaigns[starts[v]..starts[v + 1]]`, in campaign order.
+#[derive(Default)]
+struct Postings {
+    starts: Vec<u32>,
+    campaigns: Vec<u32>,
+    /// Some campaign is posted under more than one value, so a request holding
+    /// several of them finds it more than once.
+    repeats: bool,
+}
+
+impl Postings {
+    /// From `(value, campaign)` pairs in campaign order, values below `values`.
+    fn build(values: usize, pairs: &[(u32, u32)]) -> Postings {
+        let mut starts = vec![0u32; values + 1];
+        for &(v, _) in pairs {
+            starts[v as usize + 1] += 1;
+        }
+        for i in 1..starts.len() {
+            starts[i] += starts[i - 1];
+        }
+        let mut next = starts.clone();
+        let mut campaigns = vec![0u32; pairs.len()];
+        for &(v, c) in pairs {
+            campaigns[next[v as usize] as usize] = c;
+            next[v as usize] += 1;
+        }
+        let repeats = pairs.windows(2).any(|w| w[0].1 == w[1].1);
+        Postings {
+            starts,
+            campaigns,
+            repeats,
+        }
+    }
+
+    fn get(&self, value: u32) -> &[u32] {
+        let v = value as usize;
+        match (self.starts.get(v), self.starts.get(v + 1)) {
+            (Some(&a), Some(&b)) => &self.campaigns[a as usize..b as usize],
+            _ => &[],
+        }
+    }
+}
+
+/// `values` without repeats, into `out`: a list may name a value twice, and a campaign
+/// is posted once per value.
+fn distinct<'a>(values: &[u32], out: &'a mut Vec<u32>) -> &'a [u32] {
+    out.clear();
+    out.extend_from_slice(values);
+    out.sort_unstable();
+    out.dedup();
+    out
+}
 
 #[derive(Default)]
 pub struct TargetingIndex {
+    /// Per entry of [`DIMENSIONS`].
     by_value: [Postings; 7],
-    /// Per channel: placement (or [`ANY_PLACEMENT`]) to campaigns.
+    /// Per channel: placement number to campaigns, with one extra number (the
+    /// placement count) for campaigns that target every placement.
     by_placement: [Postings; 3],
-}
-
-fn values(c: &CompiledCampaign, d: Dimension) -> &[Box<str>] {
-    match d {
-        Dimension::Sku => &c.any_skus,
-        Dimension::Store => &c.store_ids,
-        Dimension::Brand => &c.any_brands,
-        Dimension::Category => &c.any_categories,
-        Dimension::Region => &c.regions,
-        Dimension::LoyaltyTier => &c.loyalty_tiers,
-        Dimension::Country => &c.countries,
-    }
+    /// The extra placement number of [`TargetingIndex::by_placement`].
+    any_placement: u32,
 }
 
 impl TargetingIndex {
-    /// Posts campaign `idx`. Inactive campaigns are not posted: they can never match.
-    pub fn insert(&mut self, idx: u32, c: &CompiledCampaign) {
-        if !c.active {
-            return;
-        }
-        for (d, map) in DIMENSIONS.iter().zip(self.by_value.iter_mut()) {
-            let vals = values(c, *d);
-            if !vals.is_empty() {
-                for v in vals.iter() {
-                    map.entry(v.clone()).or_default().push(idx);
-                }
-                return;
-            }
-        }
-        for ch in Channel::ALL {
-            if c.channels & ch.bit() == 0 {
+    /// Posts every campaign. Inactive campaigns (and any whose flight is empty) are not
+    /// posted: they can never match.
+    pub fn build(hot: &HotSet, dict: &Dictionary) -> Self {
+        let mut by_value: [Vec<(u32, u32)>; 7] = Default::default();
+        let mut by_placement: [Vec<(u32, u32)>; 3] = Default::default();
+        let any_placement = dict.placements.len() as u32;
+        let mut scratch = Vec::new();
+        for idx in 0..hot.len() as u32 {
+            let h = hot.get(idx);
+            if !h.can_serve() {
                 continue;
             }
-            let map = &mut self.by_placement[ch as usize];
-            if c.placements.is_empty() {
-                map.entry(ANY_PLACEMENT.into()).or_default().push(idx);
-            } else {
-                for p in c.placements.iter() {
-                    map.entry(p.clone()).or_default().push(idx);
+            if let Some(d) = DIMENSIONS
+                .iter()
+                .position(|&l| !hot.list(idx, l).is_empty())
+            {
+                let values = distinct(hot.list(idx, DIMENSIONS[d]), &mut scratch);
+                by_value[d].extend(values.iter().map(|&v| (v, idx)));
+                continue;
+            }
+            let placements = distinct(hot.list(idx, List::Placements), &mut scratch);
+            for ch in Channel::ALL {
+                if h.channels() & ch.bit() == 0 {
+                    continue;
+                }
+                let pairs = &mut by_placement[ch as usize];
+                if placements.is_empty() {
+                    pairs.push((any_placement, idx));
+                } else {
+                    pairs.extend(placements.iter().map(|&p| (p, idx)));
                 }
             }
+        }
+        let sizes = DIMENSIONS.map(|l| dict.list(l).len());
+        TargetingIndex {
+            by_value: std::array::from_fn(|d| Postings::build(sizes[d], &by_value[d])),
+            by_placement: std::array::from_fn(|ch| {
+                Postings::build(dict.placements.len() + 1, &by_placement[ch])
+            }),
+            any_placement,
         }
     }
 
-    /// Every campaign that could match `q`, sorted and without duplicates.
-    pub fn candidates(&self, q: &Query, out: &mut Vec<u32>) {
+    /// Every campaign that could match `q`, in posting order (not sorted). Returns
+    /// whether a campaign may appear more than once: only when it is posted under
+    /// several values of one dimension and the request holds more than one of them.
+    pub fn gather(&self, q: &NumberedQuery, out: &mut Vec<u32>) -> bool {
         out.clear();
-        for (d, map) in DIMENSIONS.iter().zip(self.by_value.iter()) {
-            if map.is_empty() {
+        let mut may_repeat = false;
+        for (d, postings) in DIMENSIONS.iter().zip(self.by_value.iter()) {
+            if postings.campaigns.is_empty() {
                 continue;
             }
-            let mut look = |key: &str| {
-                if let Some(list) = map.get(key) {
-                    out.extend_from_slice(list);
-                }
+            let values: &[u32] = match d {
+                List::Skus => &q.skus,
+                List::Stores => q.store.as_slice(),
+                List::Brands => &q.brands,
+                List::AnyCategories => &q.categories,
+                List::Regions => q.region.as_slice(),
+                List::LoyaltyTiers => q.loyalty_tier.as_slice(),
+                List::Countries => q.country.as_slice(),
+                _ => &[],
             };
-            match d {
-                Dimension::Sku => q.skus.iter().for_each(|s| look(s)),
-                Dimension::Store => q.store_id.iter().for_each(|s| look(s)),
-                Dimension::Brand => q.brands.iter().for_each(|s| look(s)),
-                Dimension::Category => q.category_prefixes.iter().for_each(|s| look(s)),
-                Dimension::Region => q.region.iter().for_each(|s| look(s)),
-                Dimension::LoyaltyTier => q.loyalty_tier.iter().for_each(|s| look(s)),
-                Dimension::Country => q.country.iter().for_each(|s| look(s)),
+            let mut hits = 0;
+            for &v in values {
+                let list = postings.get(v);
+                hits += usize::from(!list.is_empty());
+                out.extend_from_slice(list);
             }
+            may_repeat |= postings.repeats && hits > 1;
         }
         if let Some(ch) = q.channel {
-            let map = &self.by_placement[ch as usize];
-            for key in [q.placement.as_str(), ANY_PLACEMENT] {
-                if let Some(list) = map.get(key) {
-                    out.extend_from_slice(list);
-                }
+            // A campaign is posted under its placements or under "any", never both, and
+            // the request names one placement: these lists never repeat a campaign.
+            let postings = &self.by_placement[ch as usize];
+            if let Some(p) = q.placement {
+                out.extend_from_slice(postings.get(p));
             }
+            out.extend_from_slice(postings.get(self.any_placement));
         }
-        out.sort_unstable();
-        out.dedup();
+        may_repeat
     }
 }

@@ -1,5 +1,7 @@
-//! The facts of one decision request that targeting looks at, normalised once.
+//! The facts of one decision request that targeting looks at, normalised once, and
+//! the same facts as one snapshot's value numbers ([`NumberedQuery`]).
 
+use super::intern::{Dictionary, Interner};
 use crate::campaign::Channel;
 use crate::money::Micros;
 
@@ -58,6 +60,61 @@ impl Query {
 
     pub fn has_category(&self, category: &str) -> bool {
         self.category_prefixes.iter().any(|c| c == category)
+    }
+}
+
+/// A [`Query`] in the value numbers of one snapshot (see `index::intern`), built
+/// once per request so that checking a campaign compares integers only.
+///
+/// A value the snapshot does not know is dropped: it cannot equal any targeted value.
+/// For a single value that means "absent", which fails a non-empty list just as a
+/// missing field does; for a basket list it is simply one value fewer.
+#[derive(Clone, Debug, Default)]
+pub struct NumberedQuery {
+    pub channel: Option<Channel>,
+    pub placement: Option<u32>,
+    pub country: Option<u32>,
+    pub region: Option<u32>,
+    pub store: Option<u32>,
+    /// Whole-segment prefixes of the basket categories, distinct.
+    pub categories: Vec<u32>,
+    pub skus: Vec<u32>,
+    pub brands: Vec<u32>,
+    pub order_total: Option<Micros>,
+    pub loyalty_tier: Option<u32>,
+    pub new_customer: Option<bool>,
+    pub identified: bool,
+    pub now_ms: i64,
+}
+
+impl NumberedQuery {
+    /// Numbers `q` in `dict`, reusing this value's buffers.
+    pub(crate) fn fill(&mut self, q: &Query, dict: &Dictionary) {
+        let one = |i: &Interner, v: &Option<String>| v.as_deref().and_then(|v| i.get(v));
+        self.channel = q.channel;
+        self.placement = dict.placements.get(&q.placement);
+        self.country = one(&dict.countries, &q.country);
+        self.region = one(&dict.regions, &q.region);
+        self.store = one(&dict.stores, &q.store_id);
+        number_all(&dict.categories, &q.category_prefixes, &mut self.categories);
+        number_all(&dict.skus, &q.skus, &mut self.skus);
+        number_all(&dict.brands, &q.brands, &mut self.brands);
+        self.order_total = q.order_total;
+        self.loyalty_tier = one(&dict.tiers, &q.loyalty_tier);
+        self.new_customer = q.new_customer;
+        self.identified = q.identified;
+        self.now_ms = q.now_ms;
+    }
+}
+
+/// The known values of `values`, each once: a repeated request value must not post a
+/// campaign twice.
+fn number_all(interner: &Interner, values: &[String], out: &mut Vec<u32>) {
+    out.clear();
+    for id in values.iter().filter_map(|v| interner.get(v)) {
+        if !out.contains(&id) {
+            out.push(id);
+        }
     }
 }
 

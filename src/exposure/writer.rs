@@ -21,6 +21,7 @@ use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, 
 use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -131,6 +132,18 @@ pub struct ExposureLog {
     written: watch::Receiver<u64>,
     queue_wait: Duration,
     metrics: LogMetrics,
+    wake: Arc<Wake>,
+}
+
+/// How producers wake a writer that is holding records. Sending on the queue alone does
+/// not wake it while it holds: a wake-up per decision (a futex call and a context
+/// switch) would cost more than writing the record. Only a waiter, or enough bytes to
+/// be worth a write, wakes it early.
+#[derive(Default)]
+struct Wake {
+    now: tokio::sync::Notify,
+    /// Bytes sent but not yet taken by the writer.
+    queued_bytes: std::sync::atomic::AtomicUsize,
 }
 
 impl ExposureLog {
@@ -143,6 +156,7 @@ impl ExposureLog {
         let (segments, recovery) = SegmentWriter::open(&config.dir, config.segment_bytes, faults)?;
         let (tx, rx) = mpsc::channel(config.queue_capacity.max(1));
         let (written_tx, written) = watch::channel(segments.end_offset());
+        let wake = Arc::new(Wake::default());
         let writer = Writer {
             segments,
             rx,
@@ -152,6 +166,8 @@ impl ExposureLog {
             retry: VecDeque::new(),
             unsynced_since: None,
             sync_failed: false,
+            wake: wake.clone(),
+            taken_bytes: 0,
         };
         let thread = std::thread::Builder::new()
             .name("exposure-log".into())
@@ -166,6 +182,7 @@ impl ExposureLog {
                 written,
                 queue_wait: config.queue_wait,
                 metrics,
+                wake,
             },
             recovery,
             thread,
@@ -205,7 +222,15 @@ impl ExposureLog {
                 }
             }
         };
+        let (len, urgent) = match &msg {
+            Msg::Append { frames, ack, .. } => (frames.len(), ack.is_some()),
+            Msg::Flush(_) => (0, true),
+        };
         permit.send(msg);
+        let before = self.wake.queued_bytes.fetch_add(len, Ordering::Relaxed);
+        if urgent || (before < HOLD_BYTES && before + len >= HOLD_BYTES) {
+            self.wake.now.notify_one();
+        }
         Ok(())
     }
 
@@ -268,6 +293,9 @@ struct Writer {
     /// When data was first written without a sync since.
     unsynced_since: Option<Instant>,
     sync_failed: bool,
+    wake: Arc<Wake>,
+    /// Bytes of the held batch already subtracted from `wake.queued_bytes`.
+    taken_bytes: usize,
 }
 
 impl Writer {
@@ -305,40 +333,63 @@ impl Writer {
             .flatten()
             .min()
             .unwrap_or(Duration::from_secs(3600));
-            // Collect messages until something must be written or a deadline passes,
-            // with one timer for the whole wait rather than one per message.
-            let flush_interval = self.flush_interval;
+            // Wait for work. Idle, the first message wakes the writer; holding records,
+            // only a producer's explicit wake (a waiter, or enough bytes) or the deadline
+            // does, so a stream of decisions costs one wake-up per flush interval.
+            let wake = self.wake.clone();
             let rx = &mut self.rx;
-            // Usually empty here; it still holds records when a sync deadline came first.
-            let held_bytes: usize = batch.iter().map(msg_len).sum();
-            let (closed, bytes, waited_on) = rt.block_on(async {
+            let holding = !batch.is_empty();
+            let mut closed = rt.block_on(async {
                 let sleep = tokio::time::sleep(wait);
-                tokio::pin!(sleep);
-                let mut bytes = held_bytes;
-                let mut waited_on = false;
-                loop {
+                if holding {
                     tokio::select! {
-                        biased;
-                        msg = rx.recv() => {
-                            let Some(msg) = msg else { return (true, bytes, waited_on) };
-                            if batch.is_empty() && held_since.is_none() {
-                                held_since = Some(Instant::now());
-                                let by = tokio::time::Instant::now() + flush_interval;
-                                if by < sleep.deadline() {
-                                    sleep.as_mut().reset(by);
-                                }
-                            }
-                            bytes += msg_len(&msg);
-                            waited_on |= !matches!(msg, Msg::Append { ack: None, .. });
-                            batch.push(msg);
-                            if waited_on || bytes >= HOLD_BYTES || bytes >= MAX_BATCH_BYTES {
-                                return (false, bytes, waited_on);
-                            }
-                        }
-                        () = &mut sleep => return (false, bytes, waited_on),
+                        () = wake.now.notified() => {}
+                        () = sleep => {}
                     }
+                    return false;
+                }
+                tokio::select! {
+                    msg = rx.recv() => match msg {
+                        Some(msg) => {
+                            batch.push(msg);
+                            false
+                        }
+                        None => true,
+                    },
+                    () = sleep => false,
                 }
             });
+            // Take everything queued, up to the batch limit.
+            let mut bytes: usize = batch.iter().map(msg_len).sum();
+            while bytes < MAX_BATCH_BYTES {
+                match self.rx.try_recv() {
+                    Ok(msg) => {
+                        bytes += msg_len(&msg);
+                        batch.push(msg);
+                    }
+                    Err(mpsc::error::TryRecvError::Empty) => break,
+                    Err(mpsc::error::TryRecvError::Disconnected) => {
+                        closed = true;
+                        break;
+                    }
+                }
+            }
+            if !batch.is_empty() && held_since.is_none() {
+                held_since = Some(Instant::now());
+            }
+            let taken = bytes - self.taken_bytes;
+            self.taken_bytes = bytes;
+            // A producer adds its bytes just after sending, so the writer may take them
+            // first: subtract without wrapping below zero.
+            let _ =
+                self.wake
+                    .queued_bytes
+                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |q| {
+                        Some(q.saturating_sub(taken))
+                    });
+            let waited_on = batch
+                .iter()
+                .any(|m| !matches!(m, Msg::Append { ack: None, .. }));
             self.metrics.queue_depth.set(self.rx.len() as i64);
             if closed {
                 // Every producer is gone: write what is left and stop.
@@ -356,6 +407,7 @@ impl Writer {
             {
                 self.write_batch(&mut batch, &mut buf);
                 held_since = None;
+                self.taken_bytes = 0;
             } else if batch.is_empty() && !self.retry.is_empty() {
                 self.write_batch(&mut batch, &mut buf);
             }

@@ -13,14 +13,11 @@
 //! variant: `cargo bench --bench decision -- 'selection/index'`.
 
 use aftercart::decision::select::{SelectionInput, select};
-use aftercart::decision::{ConsentDefaults, DecisionRequest, Limits};
-use aftercart::identity::IdentityHasher;
 use aftercart::ids::DecisionId;
-use aftercart::index::{CompiledCampaign, Query, Snapshot};
+use aftercart::index::{Query, Snapshot};
 use aftercart::synth;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use std::hint::black_box;
-use std::sync::Arc;
 use std::time::Duration;
 
 const SIZES: [usize; 3] = [1_000, 10_000, 100_000];
@@ -38,33 +35,15 @@ struct Prepared {
 }
 
 fn snapshot(n: usize) -> Snapshot {
-    let compiled = synth::campaigns(n, SEED)
-        .into_iter()
-        .map(|c| Arc::new(CompiledCampaign::compile(Arc::new(c), chrono_tz::UTC, None)))
-        .collect();
-    Snapshot::build(compiled)
+    synth::snapshot(synth::campaigns(n, SEED))
 }
 
 fn requests(n: usize) -> Vec<Prepared> {
-    let hasher = IdentityHasher::new(&[0; 32]);
-    let limits = Limits {
-        max_slots: 10,
-        max_items: 100,
-    };
-    let consent = ConsentDefaults {
-        personalization: true,
-        measurement: true,
-        gpc: false,
-    };
     synth::requests(REQUESTS, n, SEED)
         .into_iter()
         .enumerate()
         .map(|(i, body)| {
-            let req: DecisionRequest =
-                serde_json::from_value(body).expect("synthetic request parses");
-            let valid = req
-                .validate(limits, "USD", consent, &hasher, NOW_MS)
-                .expect("synthetic request is valid");
+            let valid = synth::validated(body, NOW_MS);
             Prepared {
                 query: valid.query,
                 decision: DecisionId(((NOW_MS as u128) << 80) | i as u128),

@@ -336,6 +336,43 @@ pub fn mixed_queries(n: usize, seed: u64) -> Vec<crate::index::Query> {
         .collect()
 }
 
+/// Compiles and indexes campaigns (in UTC unless they name a zone), as the server does.
+pub fn snapshot(campaigns: Vec<Campaign>) -> crate::index::Snapshot {
+    use std::sync::Arc;
+    let compiled = campaigns
+        .into_iter()
+        .map(|c| {
+            Arc::new(crate::index::CompiledCampaign::compile(
+                Arc::new(c),
+                chrono_tz::UTC,
+                None,
+            ))
+        })
+        .collect();
+    crate::index::Snapshot::build(compiled)
+}
+
+/// Validates a synthetic request body as the server would (default limits, full
+/// consent, a fixed identity key), received at `now_ms`. Panics on an invalid body:
+/// the generator only makes valid ones.
+pub fn validated(body: Value, now_ms: i64) -> crate::decision::ValidRequest {
+    use crate::decision::{ConsentDefaults, DecisionRequest, Limits};
+    let hasher = crate::identity::IdentityHasher::new(&[0; 32]);
+    let limits = Limits {
+        max_slots: 10,
+        max_items: 100,
+    };
+    let consent = ConsentDefaults {
+        personalization: true,
+        measurement: true,
+        gpc: false,
+    };
+    let req: DecisionRequest = serde_json::from_value(body)
+        .unwrap_or_else(|e| panic!("synthetic request does not parse: {e}"));
+    req.validate(limits, "USD", consent, &hasher, now_ms)
+        .unwrap_or_else(|p| panic!("synthetic request is invalid: {:?}", p.0))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

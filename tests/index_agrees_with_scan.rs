@@ -3,12 +3,9 @@
 //! and selection picks the same winners either way.
 
 use aftercart::decision::select::{SelectionInput, select};
-use aftercart::decision::{ConsentDefaults, DecisionRequest, Limits};
-use aftercart::identity::IdentityHasher;
 use aftercart::ids::DecisionId;
-use aftercart::index::{CompiledCampaign, Query, Snapshot};
+use aftercart::index::{Query, Snapshot};
 use aftercart::synth;
-use std::sync::Arc;
 
 const REQUESTS: usize = 2_000;
 /// 2026-11-18T00:00:00Z, a Wednesday inside every synthetic flight.
@@ -16,36 +13,18 @@ const WEEK_START_MS: i64 = 1_794_960_000_000;
 const HOUR_MS: i64 = 3_600_000;
 
 fn snapshot(n: usize, seed: u64) -> Snapshot {
-    let compiled = synth::campaigns(n, seed)
-        .into_iter()
-        .map(|c| Arc::new(CompiledCampaign::compile(Arc::new(c), chrono_tz::UTC, None)))
-        .collect();
-    Snapshot::build(compiled)
+    synth::snapshot(synth::campaigns(n, seed))
 }
 
 /// Validated queries, their receive times spread over a week's hours so that daypart
 /// targeting both passes and fails.
 fn queries(n: usize, seed: u64) -> Vec<(Query, u8)> {
-    let hasher = IdentityHasher::new(&[0; 32]);
-    let limits = Limits {
-        max_slots: 10,
-        max_items: 100,
-    };
-    let consent = ConsentDefaults {
-        personalization: true,
-        measurement: true,
-        gpc: false,
-    };
     synth::requests(REQUESTS, n, seed)
         .into_iter()
         .enumerate()
         .map(|(i, body)| {
-            let req: DecisionRequest = serde_json::from_value(body)
-                .unwrap_or_else(|e| panic!("synthetic request {i} does not parse: {e}"));
             let now_ms = WEEK_START_MS + (i as i64 * 7 % 168) * HOUR_MS;
-            let valid = req
-                .validate(limits, "USD", consent, &hasher, now_ms)
-                .unwrap_or_else(|p| panic!("synthetic request {i} is invalid: {p:?}"));
+            let valid = synth::validated(body, now_ms);
             (valid.query, valid.slots)
         })
         .collect()
@@ -113,11 +92,7 @@ fn index_agrees_with_scan_on_300_campaigns() {
 /// values, repeated values, values no request uses and request values no campaign uses.
 #[test]
 fn index_agrees_with_scan_on_mixed_targeting() {
-    let compiled = synth::mixed_campaigns(1_000, 31)
-        .into_iter()
-        .map(|c| Arc::new(CompiledCampaign::compile(Arc::new(c), chrono_tz::UTC, None)))
-        .collect();
-    let snap = Snapshot::build(compiled);
+    let snap = synth::snapshot(synth::mixed_campaigns(1_000, 31));
     let (mut by_index, mut by_scan) = (Vec::new(), Vec::new());
     let mut filled = 0;
     for (i, q) in synth::mixed_queries(1_000, 31).iter().enumerate() {

@@ -7,11 +7,7 @@ use crate::synth::{mixed_campaigns, mixed_queries};
 use std::collections::BTreeMap;
 
 fn snapshot(n: usize, seed: u64) -> Snapshot {
-    let compiled = mixed_campaigns(n, seed)
-        .into_iter()
-        .map(|c| Arc::new(CompiledCampaign::compile(Arc::new(c), chrono_tz::UTC, None)))
-        .collect();
-    Snapshot::build(compiled)
+    crate::synth::snapshot(mixed_campaigns(n, seed))
 }
 
 #[test]

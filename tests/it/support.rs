@@ -143,33 +143,29 @@ impl TestServer {
         format!("{}{}", self.base, path)
     }
 
-    /// Posts a JSON decision request; returns status and body.
-    pub async fn decide(&self, body: &Value) -> (u16, Value) {
-        let r = self
+    /// Posts JSON to `path`, with the admin key when `admin`; returns status and body.
+    pub async fn post_json(&self, path: &str, body: &Value, admin: bool) -> (u16, Value) {
+        let mut r = self
             .client
-            .post(self.url("/v1/decisions"))
+            .post(self.url(path))
             .header("content-type", JSON)
-            .json(body)
-            .send()
-            .await
-            .unwrap();
+            .json(body);
+        if admin {
+            r = r.bearer_auth(ADMIN_KEY);
+        }
+        let r = r.send().await.unwrap();
         let status = r.status().as_u16();
         (status, r.json().await.unwrap_or(Value::Null))
     }
 
+    /// Posts a JSON decision request; returns status and body.
+    pub async fn decide(&self, body: &Value) -> (u16, Value) {
+        self.post_json("/v1/decisions", body, false).await
+    }
+
     /// Posts a decision request with the admin key.
     pub async fn decide_admin(&self, body: &Value) -> (u16, Value) {
-        let r = self
-            .client
-            .post(self.url("/v1/decisions"))
-            .header("content-type", JSON)
-            .bearer_auth(ADMIN_KEY)
-            .json(body)
-            .send()
-            .await
-            .unwrap();
-        let status = r.status().as_u16();
-        (status, r.json().await.unwrap_or(Value::Null))
+        self.post_json("/v1/decisions", body, true).await
     }
 
     /// Posts raw bytes with a content type.
@@ -212,17 +208,7 @@ impl TestServer {
 
     /// Posts conversions with the admin key.
     pub async fn convert(&self, body: &Value) -> (u16, Value) {
-        let r = self
-            .client
-            .post(self.url("/v1/conversions"))
-            .header("content-type", JSON)
-            .bearer_auth(ADMIN_KEY)
-            .json(body)
-            .send()
-            .await
-            .unwrap();
-        let status = r.status().as_u16();
-        (status, r.json().await.unwrap_or(Value::Null))
+        self.post_json("/v1/conversions", body, true).await
     }
 
     /// GET a URL without following redirects.

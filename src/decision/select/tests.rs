@@ -75,11 +75,7 @@ fn picked(winners: &[Winner]) -> Picked {
 
 #[test]
 fn select_agrees_with_the_reference_in_every_mode() {
-    let compiled = mixed_campaigns(300, 9)
-        .into_iter()
-        .map(|c| Arc::new(CompiledCampaign::compile(Arc::new(c), chrono_tz::UTC, None)))
-        .collect();
-    let snap = Snapshot::build(compiled);
+    let snap = crate::synth::snapshot(mixed_campaigns(300, 9));
     let rules = PlacementRules {
         floor_ecpm: Micros(12_000_000),
         // Campaign advertisers are `Adv-N`: blocklists ignore ASCII case.

@@ -133,10 +133,6 @@ fn money(v: Option<f64>, path: &str, p: &mut Problems) -> Option<Micros> {
     m
 }
 
-fn is_sha256_hex(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
-}
-
 /// What the request says about consent, before defaults and `Sec-GPC`.
 #[derive(Clone, Copy, Debug)]
 pub struct ConsentDefaults {
@@ -327,22 +323,16 @@ fn hash_ids(raw: &Ids, hasher: &IdentityHasher, p: &mut Problems) -> Vec<IdHash>
         let Some(v) = text(value, &path, p) else {
             continue;
         };
-        if matches!(kind, IdKind::EmailSha256 | IdKind::PhoneSha256) && !is_sha256_hex(&v) {
-            p.push(path, "must be a SHA-256 digest: 64 hex characters");
-            continue;
+        match hasher.hash_given(kind, &v) {
+            Ok(h) => out.push(h),
+            Err(e) => p.push(path, e),
         }
-        out.push(hasher.hash(kind, &v));
     }
     if let Some(email) = raw.email.as_deref() {
-        let e = email.trim();
-        if e.len() > MAX_TEXT || !e.contains('@') {
-            // The value is never echoed: it is personal data.
-            p.push("customer.ids.email", "must be an e-mail address");
-        } else {
-            let h = hasher.hash_raw_email(e);
-            if !out.contains(&h) {
-                out.push(h);
-            }
+        match hasher.hash_given_email(email) {
+            Ok(h) if !out.contains(&h) => out.push(h),
+            Ok(_) => {}
+            Err(e) => p.push("customer.ids.email", e),
         }
     }
     out

@@ -8,6 +8,9 @@
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
+/// The longest e-mail address accepted (RFC 5321 allows 254).
+const MAX_EMAIL: usize = 256;
+
 /// The kinds of identifier the API accepts.
 #[derive(
     Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
@@ -82,6 +85,26 @@ impl IdentityHasher {
             kind,
             hash: u128::from_be_bytes(first),
         }
+    }
+
+    /// Checks the form of an identifier as a client sent it and hashes it. The error
+    /// says what is wrong without echoing the value: identifiers are personal data.
+    pub fn hash_given(&self, kind: IdKind, value: &str) -> Result<IdHash, &'static str> {
+        let is_digest = value.len() == 64 && value.bytes().all(|b| b.is_ascii_hexdigit());
+        if matches!(kind, IdKind::EmailSha256 | IdKind::PhoneSha256) && !is_digest {
+            return Err("must be a SHA-256 digest: 64 hex characters");
+        }
+        Ok(self.hash(kind, value))
+    }
+
+    /// Checks a raw e-mail address and hashes it as its `email_sha256`; the address
+    /// itself is dropped here.
+    pub fn hash_given_email(&self, email: &str) -> Result<IdHash, &'static str> {
+        let e = email.trim();
+        if e.len() > MAX_EMAIL || !e.contains('@') {
+            return Err("must be an e-mail address");
+        }
+        Ok(self.hash_raw_email(e))
     }
 
     /// A keyed 128-bit hash of several byte strings (length-prefixed, so `["ab", "c"]`

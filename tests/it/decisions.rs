@@ -135,15 +135,7 @@ async fn a_reloaded_confirmation_page_gets_the_same_decision() {
     let (_, different) = s.decide(&other).await;
     assert_ne!(first["decision_id"], different["decision_id"]);
 
-    let metrics = s
-        .client
-        .get(s.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = s.metrics().await;
     assert!(
         metrics.contains(r#"aftercart_decisions_total{channel="online",outcome="replay"} 1"#),
         "{metrics}"
@@ -267,15 +259,7 @@ async fn a_preview_with_a_forced_creative_counts_nothing() {
     req.as_object_mut().unwrap().remove("test");
     let (status, _) = s.decide(&req).await;
     assert_eq!(status, 403, "force_creative needs the admin key");
-    let metrics = s
-        .client
-        .get(s.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = s.metrics().await;
     assert!(
         !metrics.contains(r#"outcome="fill""#),
         "previews are not counted as fills: {metrics}"

@@ -158,6 +158,18 @@ impl TestServer {
         (status, r.json().await.unwrap_or(Value::Null))
     }
 
+    /// The Prometheus text of `/metrics`.
+    pub async fn metrics(&self) -> String {
+        self.client
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     /// Posts a JSON decision request; returns status and body.
     pub async fn decide(&self, body: &Value) -> (u16, Value) {
         self.post_json("/v1/decisions", body, false).await

@@ -98,6 +98,7 @@ fn selection(c: &mut Criterion) {
                         rules: None,
                         explain: false,
                         full_scan,
+                        creative_ok: None,
                     };
                     black_box(select(&snap, black_box(&r.query), &input))
                 });

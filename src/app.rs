@@ -1,10 +1,14 @@
 //! The running server's shared state, built once from the configuration.
 //!
 //! [`App`] is the cheap-to-share handle every request gets: the configuration, the
-//! published campaign snapshot, the decider and the metrics. Building it loads the
-//! campaigns folder (refusing it whole if any file is wrong) and the deployment's
-//! secrets, creating those on first start.
+//! published campaign snapshot, the decider, keys, stock and the metrics. Building it
+//! loads the deployment's secrets (creating them on first start), the keys, the stock
+//! journal, the campaigns folder (refusing it whole if any file is wrong), and the
+//! ledger from its checkpoint and the log; then it logs any campaign the folder
+//! changed while the server was down.
 
+use crate::access::{Access, Principal};
+use crate::campaign::store::CampaignFolder;
 use crate::campaign::{FolderError, ValidationRules, load_folder};
 use crate::clock::SharedClock;
 use crate::config::Config;
@@ -13,7 +17,8 @@ use crate::exposure::read::Records;
 use crate::exposure::storage::{Faults, LogError};
 use crate::exposure::{ExposureLog, WriterConfig};
 use crate::identity::IdentityHasher;
-use crate::index::{CompiledCampaign, SharedSnapshot, Snapshot};
+use crate::index::{CompiledCampaign, Publisher, SharedSnapshot, Snapshot};
+use crate::inventory::Inventory;
 use crate::ledger::Ledger;
 use crate::metrics::Metrics;
 use crate::secrets;
@@ -22,7 +27,6 @@ use http::HeaderMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use subtle::ConstantTimeEq;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -47,22 +51,31 @@ pub struct App {
     pub clock: SharedClock,
     pub log: ExposureLog,
     pub ledger: Arc<Ledger>,
+    /// API keys and advertisers.
+    pub access: Arc<Access>,
+    /// Stock per SKU and location.
+    pub inventory: Arc<Inventory>,
+    /// Publishes campaign changes to the decision path.
+    pub publisher: Publisher,
+    /// The campaigns folder, for uploads and deletes.
+    pub folder: CampaignFolder,
+    /// Serialises campaign changes (uploads, deletes, reloads); decisions never take it.
+    pub catalog_lock: tokio::sync::Mutex<()>,
     /// Fault injection for the log's storage (tests flip these).
     pub faults: Arc<Faults>,
     hasher: IdentityHasher,
-    admin_key: String,
     /// Where a generated admin key was written, to tell the operator.
     pub admin_key_file: Option<PathBuf>,
     ready: AtomicBool,
 }
 
 impl App {
-    pub fn start(config: Config, clock: SharedClock) -> Result<Arc<App>, StartError> {
-        Self::start_with_faults(config, clock, Arc::new(Faults::default()))
+    pub async fn start(config: Config, clock: SharedClock) -> Result<Arc<App>, StartError> {
+        Self::start_with_faults(config, clock, Arc::new(Faults::default())).await
     }
 
     /// Starts with a handle on the log's fault injection (tests).
-    pub fn start_with_faults(
+    pub async fn start_with_faults(
         config: Config,
         clock: SharedClock,
         faults: Arc<Faults>,
@@ -96,6 +109,11 @@ impl App {
             }
         };
 
+        let access_path = data.join("access.json");
+        let access = Access::open(&access_path, admin_key)
+            .map_err(io("cannot read the keys in", &access_path))?;
+        let inventory = Arc::new(Inventory::open(&data.join("inventory"), faults.clone())?);
+
         let metrics = Metrics::new();
         let snapshot: SharedSnapshot = Arc::new(ArcSwap::from_pointee(Snapshot::default()));
         let config = Arc::new(config);
@@ -106,6 +124,7 @@ impl App {
             &identity_key,
             clock.clone(),
             metrics.clone(),
+            inventory.clone(),
         );
         let writer = WriterConfig {
             dir: data.join("log"),
@@ -126,64 +145,87 @@ impl App {
         }
         let hasher = IdentityHasher::new(&identity_key);
         let app = App {
-            config,
+            config: config.clone(),
+            publisher: Publisher::new(snapshot.clone()),
             snapshot,
             decider,
             metrics,
             clock,
             log,
-            ledger: Arc::new(Ledger::new(hasher.clone())),
+            ledger: Arc::new(Ledger::new(hasher.clone(), inventory.clone())),
+            access: Arc::new(access),
+            inventory,
+            folder: CampaignFolder::new(&config.campaigns),
+            catalog_lock: tokio::sync::Mutex::new(()),
             faults,
             hasher,
-            admin_key,
             admin_key_file,
             ready: AtomicBool::new(false),
         };
-        app.reload_campaigns().map_err(StartError::Campaigns)?;
+        let recovered = app.folder.recover().map_err(io(
+            "cannot finish an interrupted change in",
+            &config.campaigns,
+        ))?;
+        if recovered > 0 {
+            tracing::warn!(sets = recovered, "finished interrupted campaign uploads");
+        }
+        app.load_campaigns().map_err(StartError::Campaigns)?;
         app.restore_ledger()?;
+        crate::catalog::reconcile(&app)
+            .await
+            .map_err(|e| StartError::Io {
+                what: "cannot log the campaigns of",
+                path: config.campaigns.clone(),
+                source: std::io::Error::other(e),
+            })?;
         app.ready.store(true, Ordering::SeqCst);
         Ok(Arc::new(app))
     }
 
-    /// Loads the campaigns folder and publishes it. On any problem the running set
-    /// is kept and every problem is returned.
-    pub fn reload_campaigns(&self) -> Result<usize, Vec<FolderError>> {
+    /// Reloads the campaigns folder (`SIGHUP`) and logs what changed in it. On any
+    /// problem the running set is kept and every problem is returned.
+    pub async fn reload_campaigns(&self) -> Result<usize, Vec<FolderError>> {
+        let _writer = self.catalog_lock.lock().await;
+        let n = self.load_campaigns()?;
+        if let Err(e) = crate::catalog::reconcile(self).await {
+            tracing::error!(error = %e, "could not log the reloaded campaigns; the next reload or start will");
+        }
+        Ok(n)
+    }
+
+    /// Loads the campaigns folder and publishes it whole.
+    fn load_campaigns(&self) -> Result<usize, Vec<FolderError>> {
         let rules = ValidationRules {
             allow_http_urls: self.config.allow_http_urls,
         };
         let folder = load_folder(&self.config.campaigns, rules)?;
+        let categories = self.access.advertiser_categories();
         let compiled: Vec<Arc<CompiledCampaign>> = folder
             .campaigns
             .into_iter()
             .map(|c| {
+                let category = categories.get(&c.advertiser).map(String::as_str);
                 Arc::new(CompiledCampaign::compile(
                     Arc::new(c),
                     self.config.timezone,
-                    None,
+                    category,
                 ))
             })
             .collect();
         let n = compiled.len();
-        self.snapshot.store(Arc::new(Snapshot::build(compiled)));
+        self.publisher.replace_all(compiled);
         self.metrics.campaigns_loaded.set(n as i64);
         Ok(n)
     }
 
-    /// The request carries the admin key (`Authorization: Bearer KEY`), compared in
-    /// constant time so response timing reveals nothing about the key.
+    /// The principal of the request's API key, if it presents a known one.
+    pub fn authenticate(&self, headers: &HeaderMap) -> Option<Principal> {
+        self.access.authenticate(headers)
+    }
+
+    /// The request carries the admin key.
     pub fn is_admin(&self, headers: &HeaderMap) -> bool {
-        let Some(given) = headers
-            .get(http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-        else {
-            return false;
-        };
-        given
-            .trim()
-            .as_bytes()
-            .ct_eq(self.admin_key.as_bytes())
-            .into()
+        self.authenticate(headers).is_some_and(|p| p.is_admin())
     }
 
     pub fn hasher(&self) -> &IdentityHasher {
@@ -256,6 +298,11 @@ impl App {
         let ledger = self.ledger.clone();
         // Serialising millions of keys takes a while; keep it off the async workers.
         tokio::task::spawn_blocking(move || ledger.save_checkpoint(&path, offset))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+        let inventory = self.inventory.clone();
+        tokio::task::spawn_blocking(move || inventory.snapshot())
             .await
             .map_err(|e| e.to_string())?
             .map_err(|e| e.to_string())?;

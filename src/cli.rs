@@ -163,7 +163,7 @@ fn serve(overrides: Overrides) -> ExitCode {
 
 async fn serve_async(config: Config) -> ExitCode {
     let listen = config.listen;
-    let app = match App::start(config, Arc::new(SystemClock)) {
+    let app = match App::start(config, Arc::new(SystemClock)).await {
         Ok(app) => app,
         Err(StartError::Campaigns(errors)) => {
             for e in &errors {

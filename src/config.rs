@@ -36,6 +36,12 @@ pub const DEFAULT_CURRENCY: &str = "USD";
 pub const DEFAULT_TIMEZONE: Tz = chrono_tz::UTC;
 /// Creative and click URLs must be https unless an operator opts in (e.g. for local tests).
 pub const DEFAULT_ALLOW_HTTP_URLS: bool = false;
+/// Advertisers' uploads serve at once unless an operator wants to review them first.
+pub const DEFAULT_REQUIRE_APPROVAL: bool = false;
+/// A shopper buying from an offer buys a few, not a pallet: bounds one purchase.
+pub const DEFAULT_MAX_PURCHASE_QUANTITY: u32 = 10;
+/// Upper bound for `max_purchase_quantity`.
+pub const MAX_PURCHASE_QUANTITY_LIMIT: u32 = 1_000;
 /// A decision request with a large basket is a few KiB; 1 MiB leaves ample headroom.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1 << 20;
 /// Batch endpoints (event uploads, POS back-fill) legitimately carry many requests.
@@ -113,6 +119,10 @@ pub struct Config {
     /// Key for hashing customer identifiers.
     pub identity_secret: Option<[u8; 32]>,
     pub allow_http_urls: bool,
+    /// Advertisers' uploads wait as `pending_review` until an admin activates them.
+    pub require_approval: bool,
+    /// The most units one in-unit purchase may take.
+    pub max_purchase_quantity: u32,
     pub max_body_bytes: usize,
     pub max_batch_body_bytes: usize,
     pub max_items: usize,
@@ -158,6 +168,8 @@ impl Default for Config {
             token_secret: None,
             identity_secret: None,
             allow_http_urls: DEFAULT_ALLOW_HTTP_URLS,
+            require_approval: DEFAULT_REQUIRE_APPROVAL,
+            max_purchase_quantity: DEFAULT_MAX_PURCHASE_QUANTITY,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             max_batch_body_bytes: DEFAULT_MAX_BATCH_BODY_BYTES,
             max_items: DEFAULT_MAX_ITEMS,
@@ -208,6 +220,8 @@ impl fmt::Debug for Config {
             .field("token_secret", &redacted(self.token_secret.is_some()))
             .field("identity_secret", &redacted(self.identity_secret.is_some()))
             .field("allow_http_urls", &self.allow_http_urls)
+            .field("require_approval", &self.require_approval)
+            .field("max_purchase_quantity", &self.max_purchase_quantity)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("max_batch_body_bytes", &self.max_batch_body_bytes)
             .field("max_items", &self.max_items)
@@ -392,6 +406,7 @@ pub const INLINE_SOURCE: &str = "config";
 const SETTINGS: &[&str] = &[
     "listen", "public_url", "campaigns", "data", "currency", "timezone",
     "admin_key", "token_secret", "identity_secret", "allow_http_urls",
+    "require_approval", "max_purchase_quantity",
     "max_body_bytes", "max_batch_body_bytes", "max_items", "max_slots",
     "header_read_timeout_ms", "idle_timeout_ms", "max_connections", "shutdown_grace_ms",
     "decision_replay_secs", "workers", "log_format", "log_level",
@@ -596,6 +611,12 @@ impl<'a> Resolver<'a> {
             token_secret,
             identity_secret,
             allow_http_urls: self.get("allow_http_urls", d.allow_http_urls, as_bool),
+            require_approval: self.get("require_approval", d.require_approval, as_bool),
+            max_purchase_quantity: self.get(
+                "max_purchase_quantity",
+                d.max_purchase_quantity,
+                |v| in_range(v, MAX_PURCHASE_QUANTITY_LIMIT.into()),
+            ),
             max_body_bytes: self.get("max_body_bytes", d.max_body_bytes, positive),
             max_batch_body_bytes: self.get(
                 "max_batch_body_bytes",

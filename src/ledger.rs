@@ -10,6 +10,7 @@
 
 use crate::exposure::record::{ConversionType, Kind, Record};
 use crate::identity::IdentityHasher;
+use crate::inventory::Inventory;
 use dashmap::DashMap;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -66,6 +67,24 @@ pub struct Ledger {
     /// Keys conversions so that the map cannot be flooded with crafted collisions and
     /// the keys stay the same across restarts.
     hasher: IdentityHasher,
+    /// The last logged version of every campaign (the audit trail's state).
+    campaigns: DashMap<String, CampaignVersion>,
+    /// Stock, whose in-unit sales come from `purchase` records.
+    inventory: Arc<Inventory>,
+}
+
+/// The last logged change of a campaign.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CampaignVersion {
+    pub version: u64,
+    /// xxh3 of the logged document (0 for a delete).
+    pub digest: u64,
+    pub deleted: bool,
+}
+
+/// The digest a campaign document is compared by.
+pub fn document_digest(document: &str) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(document.as_bytes())
 }
 
 /// The on-disk form of a checkpoint.
@@ -77,16 +96,56 @@ struct Checkpoint {
     spend: Vec<(String, Spend)>,
     events: Vec<(u128, u8, u8, i64)>,
     conversions: Vec<(u128, i64)>,
+    #[serde(default)]
+    campaigns: Vec<(String, CampaignVersion)>,
+    /// In-unit sales not yet covered by a stock report: (sku, location, quantity, ms).
+    #[serde(default)]
+    sales: Vec<(String, String, u32, i64)>,
 }
 
 impl Ledger {
-    pub fn new(hasher: IdentityHasher) -> Ledger {
+    pub fn new(hasher: IdentityHasher, inventory: Arc<Inventory>) -> Ledger {
         Ledger {
             spend: DashMap::new(),
             events: DashMap::new(),
             conversions: DashMap::new(),
             hasher,
+            campaigns: DashMap::new(),
+            inventory,
         }
+    }
+
+    /// The last logged version of campaign `id`.
+    pub fn campaign_version(&self, id: &str) -> Option<CampaignVersion> {
+        self.campaigns.get(id).map(|v| *v)
+    }
+
+    /// Every campaign the log knows, with its last version.
+    pub fn campaign_versions(&self) -> Vec<(String, CampaignVersion)> {
+        (self.campaigns.iter())
+            .map(|e| (e.key().clone(), *e.value()))
+            .collect()
+    }
+
+    fn note_campaign(&self, r: &Record) {
+        let (Some(id), Some(version)) = (r.campaign.as_deref(), r.version) else {
+            return;
+        };
+        let deleted = r.action.as_deref() == Some("delete");
+        let digest = r.document.as_deref().map_or(0, document_digest);
+        let v = CampaignVersion {
+            version,
+            digest,
+            deleted,
+        };
+        self.campaigns
+            .entry(id.to_string())
+            .and_modify(|old| {
+                if version >= old.version {
+                    *old = v;
+                }
+            })
+            .or_insert(v);
     }
 
     /// Marks an event of an offer as seen; `true` the first time only.
@@ -170,6 +229,10 @@ impl Ledger {
             Kind::Impression => Some(Event::Impression),
             Kind::Click => Some(Event::Click),
             Kind::Purchase => Some(Event::Purchase),
+            Kind::Campaign => {
+                self.note_campaign(r);
+                None
+            }
             Kind::Conversion => {
                 if let (Some(ch), Some(order), Some(t)) =
                     (r.channel, r.order_id.as_deref(), r.conversion_type)
@@ -183,9 +246,28 @@ impl Ledger {
         };
         if let (Some(event), Some(d), Some(slot)) = (event, r.decision(), r.slot)
             && self.first_event(d.0, slot, event, r.decision_ts.unwrap_or(r.ts))
-            && let (Some(campaign), Some(cost)) = (r.campaign.as_deref(), r.cost)
         {
-            self.charge(campaign, day_of(campaign, r.ts), cost);
+            if let (Some(campaign), Some(cost)) = (r.campaign.as_deref(), r.cost) {
+                self.charge(campaign, day_of(campaign, r.ts), cost);
+            }
+            if event == Event::Purchase {
+                self.note_purchase(r);
+            }
+        }
+    }
+
+    /// An in-unit purchase read back from the log: its sale comes off the stock, and
+    /// its order id is a known conversion (a later conversion for it is a duplicate).
+    fn note_purchase(&self, r: &Record) {
+        if let (Some(sku), Some(location), Some(quantity)) =
+            (r.sku.as_deref(), r.location.as_deref(), r.quantity)
+        {
+            let at = r.occurred.unwrap_or(r.ts);
+            self.inventory.record_sale(sku, location, quantity, at);
+        }
+        if let (Some(ch), Some(order)) = (r.channel, r.order_id.as_deref()) {
+            let key = self.conversion_key(ch.as_str(), order, ConversionType::Purchase);
+            self.first_conversion(key, r.ts);
         }
     }
 
@@ -216,6 +298,8 @@ impl Ledger {
                 .iter()
                 .map(|e| (*e.key(), *e.value()))
                 .collect(),
+            campaigns: self.campaign_versions(),
+            sales: self.inventory.sales(),
         };
         let bytes = rmp_serde::to_vec(&cp).map_err(std::io::Error::other)?;
         crate::secrets::write_atomic(path, &bytes)
@@ -239,6 +323,12 @@ impl Ledger {
         for (k, t) in cp.conversions {
             self.conversions.insert(k, t);
         }
+        for (id, v) in cp.campaigns {
+            self.campaigns.insert(id, v);
+        }
+        for (sku, location, quantity, at) in cp.sales {
+            self.inventory.record_sale(&sku, &location, quantity, at);
+        }
         Ok(Some(cp.offset))
     }
 
@@ -247,6 +337,8 @@ impl Ledger {
         self.spend.clear();
         self.events.clear();
         self.conversions.clear();
+        self.campaigns.clear();
+        self.inventory.clear_sales();
     }
 
     pub fn event_keys(&self) -> usize {

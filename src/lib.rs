@@ -7,11 +7,15 @@
 //!
 //! - [`config`]: settings from defaults, a TOML file, `AFTERCART_*` and flags.
 //! - [`campaign`]: the campaign document, its validation, the campaigns folder.
+//! - [`catalog`]: uploads and deletes: validated, authorised, persisted, logged, published.
+//! - [`access`]: API keys, roles and advertisers.
+//! - [`inventory`]: live stock per SKU and location, for product offers and purchases.
 //! - [`index`]: compiled campaigns and their compact records, inverted targeting
 //!   indexes, the published snapshot.
 //! - [`decision`]: request validation, selection (eligibility, ranking, slots), replays.
 //! - [`token`]: sealed tracking tokens for impression, click and purchase URLs.
 //! - [`tracking`]: impression and click events, counted once and charged.
+//! - [`purchase`]: in-unit purchases of product offers, never oversold.
 //! - [`conversion`]: purchases and refunds from checkouts and POS, validated whole.
 //! - [`exposure`]: the append-only exposure log: records, writer, reader.
 //! - [`ledger`]: spend and deduplication state derived from the log, checkpointed.
@@ -24,8 +28,10 @@
 //! - [`cli`]: the `aftercart` command line.
 #![forbid(unsafe_code)]
 
+pub mod access;
 pub mod app;
 pub mod campaign;
+pub mod catalog;
 pub mod cli;
 pub mod clock;
 pub mod config;
@@ -36,9 +42,11 @@ pub mod http;
 pub mod identity;
 pub mod ids;
 pub mod index;
+pub mod inventory;
 pub mod ledger;
 pub mod metrics;
 pub mod money;
+pub mod purchase;
 pub mod secrets;
 pub mod shutdown;
 pub mod synth;

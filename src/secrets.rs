@@ -57,12 +57,19 @@ pub fn write_atomic(path: &Path, content: &[u8]) -> std::io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
 }
 
-/// Writes a file only its owner can read, atomically (temp file, fsync, rename), so a
-/// crash never leaves a half-written secret.
+/// Writes a secret (with a trailing newline) only its owner can read.
 fn write_private(path: &Path, content: &str) -> std::io::Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
+    write_private_atomic(path, format!("{content}\n").as_bytes())
+}
+
+/// Writes a file only its owner can read (mode 0600), atomically: temp file, fsync,
+/// rename, fsync of the folder. A crash never leaves a half-written file.
+pub fn write_private_atomic(path: &Path, content: &[u8]) -> std::io::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
     let tmp = path.with_extension("tmp");
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create(true).truncate(true);
@@ -72,10 +79,11 @@ fn write_private(path: &Path, content: &str) -> std::io::Result<()> {
         opts.mode(0o600);
     }
     let mut f = opts.open(&tmp)?;
-    f.write_all(content.as_bytes())?;
-    f.write_all(b"\n")?;
+    f.write_all(content)?;
     f.sync_all()?;
-    std::fs::rename(&tmp, path)
+    drop(f);
+    std::fs::rename(&tmp, path)?;
+    std::fs::File::open(dir)?.sync_all()
 }
 
 pub fn hex(bytes: &[u8]) -> String {

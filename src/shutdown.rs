@@ -39,7 +39,7 @@ pub fn reload_on_hangup(app: Arc<App>) {
             return;
         };
         while hup.recv().await.is_some() {
-            match app.reload_campaigns() {
+            match app.reload_campaigns().await {
                 Ok(n) => tracing::info!(campaigns = n, "SIGHUP: campaigns reloaded"),
                 Err(errors) => {
                     for e in &errors {

@@ -53,6 +53,7 @@ fn check(n: usize, seed: u64) {
                 rules: None,
                 explain: false,
                 full_scan,
+                creative_ok: None,
             };
             let (winners, _) = select(&snap, q, &input);
             winners
@@ -106,6 +107,7 @@ fn index_agrees_with_scan_on_mixed_targeting() {
                 rules: None,
                 explain: false,
                 full_scan,
+                creative_ok: None,
             };
             let (winners, _) = select(&snap, q, &input);
             winners

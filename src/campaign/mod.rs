@@ -6,6 +6,7 @@
 
 mod folder;
 mod parse;
+pub mod store;
 
 pub use folder::{FolderError, LoadedFolder, load_folder};
 pub use parse::{parse_campaign, parse_campaign_bytes};

@@ -21,7 +21,8 @@ use crate::exposure::record::{H128, LoggedId};
 use crate::exposure::{Kind, Record};
 use crate::identity::IdentityHasher;
 use crate::ids::DecisionId;
-use crate::index::SharedSnapshot;
+use crate::index::{CompiledCreative, SharedSnapshot};
+use crate::inventory::{Availability, Inventory, ONLINE};
 use crate::metrics::Metrics;
 use crate::token::{TokenPayload, TokenSealer};
 use crate::validation::{Detail, Problems};
@@ -33,6 +34,8 @@ use std::sync::Arc;
 pub struct ServedOffer {
     pub winner: Winner,
     pub token: String,
+    /// A product with reported stock here: the offer gets a purchase URL.
+    pub purchasable: bool,
 }
 
 /// A decision as made, kept for replays.
@@ -84,6 +87,7 @@ pub struct Decider {
     replay: ReplayCache,
     clock: SharedClock,
     metrics: Metrics,
+    inventory: Arc<Inventory>,
 }
 
 /// Replays kept per generation: bounds memory at roughly 2 × this × 1 KiB.
@@ -97,6 +101,7 @@ impl Decider {
         identity_key: &[u8; 32],
         clock: SharedClock,
         metrics: Metrics,
+        inventory: Arc<Inventory>,
     ) -> Decider {
         let now = clock.now_ms();
         Decider {
@@ -111,6 +116,7 @@ impl Decider {
             config,
             clock,
             metrics,
+            inventory,
         }
     }
 
@@ -170,12 +176,23 @@ impl Decider {
 
         let snap = self.snapshot.load();
         let id = DecisionId::mint(now);
+        let location = match (req.channel, &req.query.store_id) {
+            (Channel::InStore, Some(store)) => store.clone(),
+            _ => ONLINE.to_string(),
+        };
+        let in_stock = |cr: &CompiledCreative| {
+            cr.doc
+                .product
+                .as_ref()
+                .is_none_or(|p| self.inventory.availability(&p.sku, &location).can_offer())
+        };
         let input = SelectionInput {
             decision: id,
             slots: req.slots,
             rules: self.config.placement(&req.placement),
             explain: req.explain,
             full_scan: false,
+            creative_ok: Some(&in_stock),
         };
         let (mut winners, explain) = select::select(&snap, &req.query, &input);
         if let Some(forced) = &req.force_creative {
@@ -203,10 +220,6 @@ impl Decider {
         }
 
         let profile = req.ids.first().filter(|_| req.measurement).map(|h| h.hash);
-        let location = match (req.channel, &req.query.store_id) {
-            (Channel::InStore, Some(store)) => store.clone(),
-            _ => "online".to_string(),
-        };
         let offers = winners
             .into_iter()
             .map(|w| {
@@ -230,7 +243,17 @@ impl Decider {
                         .map(|p| (p.sku.clone(), p.price.0)),
                     issued_ms: now,
                 });
-                ServedOffer { winner: w, token }
+                let purchasable = creative.doc.product.as_ref().is_some_and(|p| {
+                    matches!(
+                        self.inventory.availability(&p.sku, &location),
+                        Availability::InStock(_)
+                    )
+                });
+                ServedOffer {
+                    winner: w,
+                    token,
+                    purchasable,
+                }
             })
             .collect();
         let mut decision = Arc::new(Decision {

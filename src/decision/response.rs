@@ -104,7 +104,15 @@ impl Serialize for OfferView<'_> {
         }
         let base = self.view.public_url;
         let token = self.offer.token.as_str();
-        m.serialize_entry("tracking", &Tracking { base, token })?;
+        let purchase = self.offer.purchasable;
+        m.serialize_entry(
+            "tracking",
+            &Tracking {
+                base,
+                token,
+                purchase,
+            },
+        )?;
         m.end()
     }
 }
@@ -112,12 +120,19 @@ impl Serialize for OfferView<'_> {
 struct Tracking<'a> {
     base: &'a str,
     token: &'a str,
+    /// Add the purchase URL (products with reported stock).
+    purchase: bool,
 }
 
 impl Serialize for Tracking<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut m = s.serialize_map(Some(2))?;
-        for event in ["impression", "click"] {
+        let events: &[&'static str] = if self.purchase {
+            &["impression", "click", "purchase"]
+        } else {
+            &["impression", "click"]
+        };
+        let mut m = s.serialize_map(Some(events.len()))?;
+        for &event in events {
             let url = TrackingUrl {
                 base: self.base,
                 event,

@@ -12,7 +12,8 @@
 use crate::config::PlacementRules;
 use crate::ids::DecisionId;
 use crate::index::{
-    CompiledCampaign, LocalTimes, NONE, NumberedQuery, Owner, PRIOR_CTR, Query, Snapshot, Stage,
+    CompiledCampaign, CompiledCreative, LocalTimes, NONE, NumberedQuery, Owner, PRIOR_CTR, Query,
+    Snapshot, Stage,
 };
 use serde::Serialize;
 use std::cell::RefCell;
@@ -82,6 +83,26 @@ pub struct SelectionInput<'a> {
     /// Check every loaded campaign instead of asking the indexes: the brute-force
     /// baseline that benches compare against and tests check the index with.
     pub full_scan: bool,
+    /// Whether a creative can be shown here (product stock at the request's location);
+    /// `None` when every creative can.
+    pub creative_ok: Option<&'a dyn Fn(&CompiledCreative) -> bool>,
+}
+
+/// The creative a winner shows: the one its tie-break hash points at, or the next
+/// that `ok` allows (a product out of stock here is skipped); `None` if none can.
+fn pick_creative(
+    c: &CompiledCampaign,
+    tie: u64,
+    ok: Option<&dyn Fn(&CompiledCreative) -> bool>,
+) -> Option<usize> {
+    let n = c.creatives.len();
+    let first = (tie >> 32) as usize % n;
+    match ok {
+        None => Some(first),
+        Some(ok) => (0..n)
+            .map(|i| (first + i) % n)
+            .find(|&i| ok(&c.creatives[i])),
+    }
 }
 
 /// A campaign that passed every check, with its ranking key.
@@ -253,11 +274,17 @@ fn select_with(
             }
             continue;
         }
+        let Some(creative) = pick_creative(c, r.tie, input.creative_ok) else {
+            if let Some(rm) = removals.as_mut() {
+                rm.add(Stage::Stock, &c.id);
+            }
+            continue;
+        };
         seated.push(owner);
         winners.push(Winner {
             slot: winners.len() as u8,
             campaign: c.clone(),
-            creative: (r.tie >> 32) as usize % c.creatives.len(),
+            creative,
             ecpm: r.ecpm,
         });
     }

@@ -19,9 +19,7 @@ struct Accepted {
 
 pub async fn post(app: &App, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
     let (parts, body) = req.into_parts();
-    if !app.is_admin(&parts.headers) {
-        return Err(ApiError::unauthorized());
-    }
+    super::auth::require(app, &parts.headers, &[crate::access::Role::Ingest])?;
     let codec = Codec::of_request(&parts.headers)?;
     let deadline = Duration::from_millis(app.config.header_read_timeout_ms.max(30_000));
     let bytes = read_body(

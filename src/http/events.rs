@@ -1,15 +1,17 @@
-//! `GET|POST /v1/events/impression` and `GET /v1/events/click`: public, authorised by
-//! the sealed token in `t`.
+//! `GET|POST /v1/events/impression`, `GET /v1/events/click` and
+//! `POST /v1/events/purchase`: public, authorised by the sealed token in `t`.
 
-use super::codec::{Body, empty};
+use super::codec::{Body, Codec, empty, read_body};
 use super::error::ApiError;
 use crate::app::App;
+use crate::purchase::{self, PurchaseError};
 use crate::token::TokenError;
 use crate::tracking::{self, EventError};
-use crate::validation::Detail;
+use crate::validation::{Detail, Problems, Reader, expect_integer};
 use http::header::{CACHE_CONTROL, LOCATION};
 use http::{HeaderValue, Request, Response, StatusCode};
 use hyper::body::Incoming;
+use std::time::Duration;
 
 /// The `t` query parameter.
 fn token(req: &Request<Incoming>) -> Result<String, ApiError> {
@@ -71,4 +73,50 @@ pub async fn click(app: &App, req: Request<Incoming>) -> Result<Response<Body>, 
     let mut r = empty(StatusCode::FOUND);
     r.headers_mut().insert(LOCATION, location);
     Ok(no_store(r))
+}
+
+/// `POST /v1/events/purchase?t=TOKEN` with `{"quantity": N}` (default 1).
+pub async fn purchase(app: &App, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
+    let t = token(&req)?;
+    let (parts, body) = req.into_parts();
+    let codec = Codec::of_request(&parts.headers)?;
+    let deadline = Duration::from_millis(app.config.header_read_timeout_ms);
+    let bytes = read_body(body, &parts.headers, app.config.max_body_bytes, deadline).await?;
+    let max = app.config.max_purchase_quantity;
+    let quantity = if bytes.iter().all(u8::is_ascii_whitespace) {
+        1
+    } else {
+        let value: serde_json::Value = codec.decode(&bytes)?;
+        let mut p = Problems::default();
+        let quantity = Reader::object(&value, "", &mut p).and_then(|mut r| {
+            let q = r.raw("quantity").map_or(Some(1), |v| {
+                expect_integer(v, "quantity", 1..=i64::from(max), &mut p)
+            });
+            r.finish(&mut p);
+            q
+        });
+        match quantity {
+            Some(q) if p.is_empty() => q as u32,
+            _ => return Err(ApiError::invalid(p.0)),
+        }
+    };
+    let order = purchase::buy(app, &t, quantity).await.map_err(|e| {
+        let conflict = |code| ApiError::new(StatusCode::CONFLICT, code, e.to_string());
+        match &e {
+            PurchaseError::Token(_) => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_token",
+                "the tracking token is not valid",
+            )
+            .with_details(vec![Detail::new("t", e.to_string())]),
+            PurchaseError::NotAProduct => conflict("not_purchasable"),
+            PurchaseError::Expired => conflict("offer_expired"),
+            PurchaseError::AlreadyPurchased => conflict("already_purchased"),
+            PurchaseError::OutOfStock { .. } => conflict("out_of_stock"),
+            PurchaseError::Log(l) => ApiError::unavailable(format!("{l}; nothing was bought")),
+        }
+    })?;
+    Ok(no_store(
+        Codec::of_response(&parts.headers).encode(StatusCode::CREATED, &order),
+    ))
 }

@@ -62,9 +62,7 @@ async fn read(app: &App, from: u64, max: usize) -> Result<(Vec<(u64, Record)>, u
 }
 
 pub async fn get(app: &App, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
-    if !app.is_admin(req.headers()) {
-        return Err(ApiError::unauthorized());
-    }
+    super::auth::require(app, req.headers(), &[crate::access::Role::Measurement])?;
     let query = req.uri().query().unwrap_or("");
     let mut problems = Vec::new();
     let from = param(query, "from", 0, u64::MAX, &mut problems);

@@ -1,12 +1,16 @@
 //! The HTTP API: server, routing, codecs and errors.
 
 mod admin;
+mod auth;
+mod campaigns;
 mod codec;
 mod conversions;
 mod decisions;
 mod error;
 mod events;
+mod inventory;
 pub mod log;
+mod manage;
 mod router;
 mod server;
 

@@ -2,7 +2,7 @@
 
 use super::codec::{Body, Codec};
 use super::error::ApiError;
-use super::{admin, conversions, decisions, events, log};
+use super::{admin, campaigns, conversions, decisions, events, inventory, log, manage};
 use crate::app::App;
 use http::{Method, Request, Response};
 use hyper::body::Incoming;
@@ -37,24 +37,89 @@ fn route_label(path: &str) -> &'static str {
         "/v1/events/click" => "click",
         "/v1/conversions" => "conversions",
         "/v1/log" => "log",
+        "/v1/events/purchase" => "purchase",
+        "/v1/inventory" => "inventory",
+        "/v1/advertisers" => "advertisers",
+        "/v1/keys" => "keys",
+        "/v1/campaigns" | "/v1/campaigns/batch" => "campaigns",
+        p if p.starts_with("/v1/campaigns/") => "campaign",
+        p if p.starts_with("/v1/inventory/") => "inventory",
+        p if p.starts_with("/v1/keys/") => "keys",
         _ => "other",
     }
 }
 
 async fn dispatch(app: &App, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
     let method = req.method().clone();
-    match (req.uri().path(), method) {
+    let path = req.uri().path().to_string();
+    match (path.as_str(), method) {
         ("/v1/decisions", Method::POST) => decisions::post(app, req).await,
         ("/v1/events/impression", Method::GET | Method::POST) => events::impression(app, req).await,
         ("/v1/events/click", Method::GET) => events::click(app, req).await,
+        ("/v1/events/purchase", Method::POST) => events::purchase(app, req).await,
         ("/v1/conversions", Method::POST) => conversions::post(app, req).await,
         ("/v1/log", Method::GET) => log::get(app, req).await,
+        ("/v1/advertisers", Method::POST) => manage::create_advertiser(app, req).await,
+        ("/v1/advertisers", Method::GET) => manage::list_advertisers(app, req).await,
+        ("/v1/keys", Method::POST) => manage::create_key(app, req).await,
+        ("/v1/keys", Method::GET) => manage::list_keys(app, req).await,
+        ("/v1/campaigns", Method::GET) => campaigns::list(app, req).await,
+        ("/v1/campaigns/batch", Method::POST) => campaigns::batch(app, req).await,
+        ("/v1/inventory", Method::PUT) => inventory::put(app, req).await,
         ("/healthz", Method::GET | Method::HEAD) => Ok(admin::healthz()),
         ("/readyz", Method::GET | Method::HEAD) => Ok(admin::readyz(app)),
         ("/metrics", Method::GET) => Ok(admin::metrics(app)),
-        ("/v1/decisions" | "/healthz" | "/readyz" | "/metrics", _) => {
-            Err(ApiError::method_not_allowed())
+        (
+            "/v1/decisions"
+            | "/healthz"
+            | "/readyz"
+            | "/metrics"
+            | "/v1/events/impression"
+            | "/v1/events/click"
+            | "/v1/events/purchase"
+            | "/v1/conversions"
+            | "/v1/log"
+            | "/v1/advertisers"
+            | "/v1/keys"
+            | "/v1/campaigns"
+            | "/v1/campaigns/batch"
+            | "/v1/inventory",
+            _,
+        ) => Err(ApiError::method_not_allowed()),
+        (p, method) => {
+            if let Some(id) = segment(p, "/v1/campaigns/") {
+                match method {
+                    Method::PUT => campaigns::put(app, req, &id).await,
+                    Method::GET => campaigns::get_one(app, req, &id).await,
+                    Method::DELETE => campaigns::delete(app, req, &id).await,
+                    _ => Err(ApiError::method_not_allowed()),
+                }
+            } else if let Some(id) = segment(p, "/v1/keys/") {
+                match method {
+                    Method::DELETE => manage::revoke_key(app, req, &id).await,
+                    _ => Err(ApiError::method_not_allowed()),
+                }
+            } else if let Some(sku) = segment(p, "/v1/inventory/") {
+                match method {
+                    Method::GET => inventory::get(app, req, &sku).await,
+                    _ => Err(ApiError::method_not_allowed()),
+                }
+            } else {
+                Err(ApiError::not_found())
+            }
         }
-        _ => Err(ApiError::not_found()),
     }
+}
+
+/// The one path segment after `prefix`, percent-decoded; `None` if the path does not
+/// start with `prefix` or has more segments.
+fn segment(path: &str, prefix: &str) -> Option<String> {
+    let rest = path.strip_prefix(prefix)?;
+    if rest.is_empty() || rest.contains('/') {
+        return None;
+    }
+    percent_encoding::percent_decode_str(rest)
+        .decode_utf8()
+        .ok()
+        .map(|s| s.into_owned())
 }

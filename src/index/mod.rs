@@ -19,10 +19,12 @@ mod compiled;
 mod hot;
 mod intern;
 mod postings;
+mod publish;
 mod query;
 
 pub use compiled::{CompiledCampaign, CompiledCreative, LocalTimes, PRIOR_CTR, Stage, ecpm};
 pub use hot::{Hot, NONE, Owner};
+pub use publish::Publisher;
 pub use query::{NumberedQuery, Query};
 
 use arc_swap::ArcSwap;

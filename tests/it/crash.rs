@@ -179,3 +179,96 @@ async fn a_graceful_stop_leaves_no_decision_record_in_memory() {
         "a final checkpoint was written"
     );
 }
+
+/// Batches of uploads while the server is killed: every file is whole, every batch is
+/// entirely one generation, and nothing acknowledged is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_during_uploads_leaves_whole_files_and_whole_batches() {
+    let data = tempfile::tempdir().unwrap();
+    let folder = data.path().join("campaigns");
+    std::fs::create_dir(&folder).unwrap();
+    let server = spawn_server_in(&folder, data.path());
+    let key = std::fs::read_to_string(data.path().join("admin.key"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let url = format!("http://127.0.0.1:{}/v1/campaigns/batch", server.port);
+    let batch = |worker: usize, generation: u64| -> serde_json::Value {
+        (0..40)
+            .map(|i| {
+                let mut c = campaign(&format!("w{worker}-{i}"), "acme", json!({}));
+                c["name"] = json!(format!("generation {generation}"));
+                c
+            })
+            .collect()
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut uploaders = Vec::new();
+    for worker in 0..2 {
+        let (url, key, stop) = (url.clone(), key.clone(), stop.clone());
+        uploaders.push(tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            let mut acked = 0;
+            let mut generation = 1;
+            while !stop.load(Ordering::SeqCst) {
+                let sent = client
+                    .post(&url)
+                    .bearer_auth(&key)
+                    .json(&batch(worker, generation))
+                    .send()
+                    .await;
+                match sent {
+                    Ok(r) if r.status() == 200 => acked = generation,
+                    Ok(r) => panic!("unexpected {}", r.status()),
+                    Err(_) => break,
+                }
+                generation += 1;
+            }
+            acked
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    signal(&server.child, "-KILL");
+    stop.store(true, Ordering::SeqCst);
+    let mut acked = Vec::new();
+    for u in uploaders {
+        acked.push(u.await.unwrap());
+    }
+    drop(server);
+    assert!(
+        acked.iter().all(|&g| g >= 3),
+        "enough uploads to mean something: {acked:?}"
+    );
+
+    // Start again: an interrupted set is finished or discarded, never half applied.
+    let server = spawn_server_in(&folder, data.path());
+    for (worker, &acked) in acked.iter().enumerate() {
+        let generations: HashSet<String> = (0..40)
+            .map(|i| {
+                let path = folder.join(format!("w{worker}-{i}.json"));
+                let doc: serde_json::Value =
+                    serde_json::from_slice(&std::fs::read(&path).unwrap()).expect("a whole file");
+                doc["name"].as_str().unwrap().to_string()
+            })
+            .collect();
+        assert_eq!(
+            generations.len(),
+            1,
+            "one batch, one generation: {generations:?}"
+        );
+        let g: u64 = generations.iter().next().unwrap()["generation ".len()..]
+            .parse()
+            .unwrap();
+        assert!(g == acked || g == acked + 1, "acked {acked}, found {g}");
+    }
+    let leftovers: Vec<_> = std::fs::read_dir(&folder)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".staging"))
+        .collect();
+    assert!(
+        leftovers.is_empty(),
+        "no staging folder left after the restart"
+    );
+    drop(server);
+}

@@ -7,13 +7,17 @@
 //! - `slots`: multi-slot walks, advertiser and competitive separation, ranking, floors and blocklists.
 //! - `bad_input`: malformed, wrong-typed, oversized and hostile requests get precise 4xx errors.
 //! - `exposure`: the exposure log, impressions, clicks, conversions, crash safety and readers.
+//! - `management`: keys and roles on every management endpoint, the campaigns API, approval, restarts, the audit trail.
+//! - `inventory`: stock per location, product offers, in-unit purchases that never oversell.
 //! - `lifecycle`: configuration errors, start-up refusal, validate, health and metrics, graceful shutdown.
 
 mod bad_input;
 mod crash;
 mod decisions;
 mod exposure;
+mod inventory;
 mod lifecycle;
+mod management;
 mod slots;
 mod support;
 mod targeting;

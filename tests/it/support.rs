@@ -44,6 +44,9 @@ pub struct Builder {
     clock: SharedClock,
     campaigns: Option<TempDir>,
     faults: Arc<Faults>,
+    /// Keep the campaigns folder inside the data folder (seeded with these documents,
+    /// or the samples), so uploads survive a restart on the same data.
+    writable: Option<Vec<Value>>,
 }
 
 impl Builder {
@@ -77,6 +80,14 @@ impl Builder {
         self.start_on(tempfile::tempdir().unwrap()).await
     }
 
+    /// A campaigns folder of its own inside the data folder, seeded with `docs` (the
+    /// sample campaigns when empty) on first start: uploads write there and a restart
+    /// on the same data finds them.
+    pub fn writable_campaigns(mut self, docs: &[Value]) -> Builder {
+        self.writable = Some(docs.to_vec());
+        self
+    }
+
     /// Fault injection on the exposure log's storage.
     pub fn faults(mut self, faults: Arc<Faults>) -> Builder {
         self.faults = faults;
@@ -87,11 +98,31 @@ impl Builder {
     pub async fn start_on(self, data: TempDir) -> TestServer {
         let mut config = self.config;
         config.data = data.path().to_path_buf();
+        if let Some(docs) = &self.writable {
+            let dir = data.path().join("campaigns");
+            if !dir.exists() {
+                std::fs::create_dir_all(&dir).unwrap();
+                if docs.is_empty() {
+                    for e in std::fs::read_dir(sample_campaigns()).unwrap() {
+                        let path = e.unwrap().path();
+                        std::fs::copy(&path, dir.join(path.file_name().unwrap())).unwrap();
+                    }
+                }
+                for d in docs {
+                    let id = d["id"].as_str().unwrap();
+                    let bytes = serde_json::to_vec_pretty(d).unwrap();
+                    std::fs::write(dir.join(format!("{id}.json")), bytes).unwrap();
+                }
+            }
+            config.campaigns = dir;
+        }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         config.listen = addr;
         config.public_url = format!("http://{addr}");
-        let app = App::start_with_faults(config, self.clock, self.faults).expect("server starts");
+        let app = App::start_with_faults(config, self.clock, self.faults)
+            .await
+            .expect("server starts");
         TestServer::serve(app, listener, data, self.campaigns).await
     }
 }
@@ -131,6 +162,7 @@ impl TestServer {
             clock: Arc::new(SystemClock),
             campaigns: None,
             faults: Arc::default(),
+            writable: None,
         }
     }
 
@@ -216,6 +248,55 @@ impl TestServer {
     pub async fn log_records(&self) -> Vec<Value> {
         let _ = self.app.log.flush().await;
         read_log(self.data.path())
+    }
+
+    /// Sends `method path` with `key` (a bearer key) and an optional JSON body; returns
+    /// status and JSON body (`null` when empty).
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        key: Option<&str>,
+        body: Option<&Value>,
+    ) -> (u16, Value) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut r = self.client.request(method, self.url(path));
+        if let Some(k) = key {
+            r = r.bearer_auth(k);
+        }
+        if let Some(b) = body {
+            r = r.json(b);
+        }
+        let r = r.send().await.unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Creates an advertiser (admin key); returns its API key.
+    pub async fn advertiser(&self, id: &str) -> String {
+        let body = json!({"id": id, "name": id.to_uppercase()});
+        let (status, created) = self
+            .call("POST", "/v1/advertisers", Some(ADMIN_KEY), Some(&body))
+            .await;
+        assert_eq!(status, 201, "{created}");
+        created["api_key"].as_str().unwrap().to_string()
+    }
+
+    /// Mints a key of `role` (admin key); returns (id, key).
+    pub async fn key(&self, role: &str) -> (String, String) {
+        let (status, k) = self
+            .call(
+                "POST",
+                "/v1/keys",
+                Some(ADMIN_KEY),
+                Some(&json!({"role": role})),
+            )
+            .await;
+        assert_eq!(status, 201, "{k}");
+        (
+            k["id"].as_str().unwrap().to_string(),
+            k["key"].as_str().unwrap().to_string(),
+        )
     }
 
     /// Posts conversions with the admin key.

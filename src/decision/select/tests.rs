@@ -90,6 +90,7 @@ fn select_agrees_with_the_reference_in_every_mode() {
             rules: (i % 2 == 0).then_some(&rules),
             explain: false,
             full_scan: false,
+            creative_ok: None,
         };
         let (expected, order) = reference(&snap, q, &input);
         filled += expected.len();

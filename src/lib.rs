@@ -37,6 +37,7 @@ pub mod clock;
 pub mod config;
 pub mod conversion;
 pub mod decision;
+pub mod delivery;
 pub mod exposure;
 pub mod http;
 pub mod identity;

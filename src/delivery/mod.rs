@@ -10,6 +10,7 @@
 
 pub mod budget;
 pub mod pacing;
+pub mod profiles;
 
 use crate::campaign::Channel;
 use dashmap::DashMap;

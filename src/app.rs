@@ -13,6 +13,7 @@ use crate::campaign::{FolderError, ValidationRules, load_folder};
 use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::decision::Decider;
+use crate::delivery::Delivery;
 use crate::exposure::read::Records;
 use crate::exposure::storage::{Faults, LogError};
 use crate::exposure::{ExposureLog, WriterConfig};
@@ -55,6 +56,8 @@ pub struct App {
     pub access: Arc<Access>,
     /// Stock per SKU and location.
     pub inventory: Arc<Inventory>,
+    /// Budgets, live counters and per-profile memory.
+    pub delivery: Arc<Delivery>,
     /// Publishes campaign changes to the decision path.
     pub publisher: Publisher,
     /// The campaigns folder, for uploads and deletes.
@@ -114,6 +117,7 @@ impl App {
             .map_err(io("cannot read the keys in", &access_path))?;
         let inventory = Arc::new(Inventory::open(&data.join("inventory"), faults.clone())?);
 
+        let delivery = Arc::new(Delivery::new(config.reservation_ttl_secs as i64 * 1000));
         let metrics = Metrics::new();
         let snapshot: SharedSnapshot = Arc::new(ArcSwap::from_pointee(Snapshot::default()));
         let config = Arc::new(config);
@@ -152,7 +156,12 @@ impl App {
             metrics,
             clock,
             log,
-            ledger: Arc::new(Ledger::new(hasher.clone(), inventory.clone())),
+            ledger: Arc::new(Ledger::new(
+                hasher.clone(),
+                inventory.clone(),
+                delivery.registry.clone(),
+            )),
+            delivery,
             access: Arc::new(access),
             inventory,
             folder: CampaignFolder::new(&config.campaigns),

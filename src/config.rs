@@ -70,6 +70,10 @@ pub const DEFAULT_LOG_FLUSH_INTERVAL_MS: u64 = 10;
 pub const DEFAULT_LOG_QUEUE_CAPACITY: usize = 65_536;
 /// A producer waits this long for room in a full log queue before answering 503.
 pub const DEFAULT_LOG_QUEUE_WAIT_MS: u64 = 1_000;
+/// An offer's expected cost stays reserved this long for its impression or click
+/// (the contract's 10 minutes): long enough for a slow page, short enough that an
+/// abandoned page does not hold budget back.
+pub const DEFAULT_RESERVATION_TTL_SECS: u64 = 600;
 /// An impression beacon later than an hour after its decision is not a real view.
 pub const DEFAULT_IMPRESSION_TTL_SECS: u64 = 3_600;
 /// Clicks count for a week: shoppers come back to their confirmation e-mail.
@@ -137,6 +141,8 @@ pub struct Config {
     pub log_queue_capacity: usize,
     pub log_queue_wait_ms: u64,
     pub impression_ttl_secs: u64,
+    /// How long a served offer's expected cost stays reserved.
+    pub reservation_ttl_secs: u64,
     pub click_ttl_secs: u64,
     pub dedup_horizon_days: u64,
     pub checkpoint_interval_secs: u64,
@@ -184,6 +190,7 @@ impl Default for Config {
             log_queue_capacity: DEFAULT_LOG_QUEUE_CAPACITY,
             log_queue_wait_ms: DEFAULT_LOG_QUEUE_WAIT_MS,
             impression_ttl_secs: DEFAULT_IMPRESSION_TTL_SECS,
+            reservation_ttl_secs: DEFAULT_RESERVATION_TTL_SECS,
             click_ttl_secs: DEFAULT_CLICK_TTL_SECS,
             dedup_horizon_days: DEFAULT_DEDUP_HORIZON_DAYS,
             checkpoint_interval_secs: DEFAULT_CHECKPOINT_INTERVAL_SECS,
@@ -236,6 +243,7 @@ impl fmt::Debug for Config {
             .field("log_queue_capacity", &self.log_queue_capacity)
             .field("log_queue_wait_ms", &self.log_queue_wait_ms)
             .field("impression_ttl_secs", &self.impression_ttl_secs)
+            .field("reservation_ttl_secs", &self.reservation_ttl_secs)
             .field("click_ttl_secs", &self.click_ttl_secs)
             .field("dedup_horizon_days", &self.dedup_horizon_days)
             .field("checkpoint_interval_secs", &self.checkpoint_interval_secs)
@@ -410,7 +418,7 @@ const SETTINGS: &[&str] = &[
     "max_body_bytes", "max_batch_body_bytes", "max_items", "max_slots",
     "header_read_timeout_ms", "idle_timeout_ms", "max_connections", "shutdown_grace_ms",
     "decision_replay_secs", "workers", "log_format", "log_level",
-    "log_segment_bytes", "log_flush_interval_ms", "log_queue_capacity", "log_queue_wait_ms", "impression_ttl_secs", "click_ttl_secs", "dedup_horizon_days", "checkpoint_interval_secs", "log_retention_hours", "log_decisions",
+    "log_segment_bytes", "log_flush_interval_ms", "log_queue_capacity", "log_queue_wait_ms", "impression_ttl_secs", "reservation_ttl_secs", "click_ttl_secs", "dedup_horizon_days", "checkpoint_interval_secs", "log_retention_hours", "log_decisions",
     "default_consent.personalization", "default_consent.measurement", "trusted_proxies",
 ];
 
@@ -649,6 +657,11 @@ impl<'a> Resolver<'a> {
             log_queue_capacity: self.get("log_queue_capacity", d.log_queue_capacity, positive),
             log_queue_wait_ms: self.get("log_queue_wait_ms", d.log_queue_wait_ms, positive),
             impression_ttl_secs: self.get("impression_ttl_secs", d.impression_ttl_secs, positive),
+            reservation_ttl_secs: self.get(
+                "reservation_ttl_secs",
+                d.reservation_ttl_secs,
+                positive,
+            ),
             click_ttl_secs: self.get("click_ttl_secs", d.click_ttl_secs, positive),
             dedup_horizon_days: self.get("dedup_horizon_days", d.dedup_horizon_days, positive),
             checkpoint_interval_secs: self.get(

@@ -8,6 +8,7 @@
 //! offset written before it was taken; on start the ledger is loaded and every record
 //! from that offset on is applied again, harmlessly for those already counted.
 
+use crate::delivery::{CampaignLive, Registry};
 use crate::exposure::record::{ConversionType, Kind, Record};
 use crate::identity::IdentityHasher;
 use crate::inventory::Inventory;
@@ -15,6 +16,7 @@ use dashmap::DashMap;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 /// Which event of an offer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -71,6 +73,8 @@ pub struct Ledger {
     campaigns: DashMap<String, CampaignVersion>,
     /// Stock, whose in-unit sales come from `purchase` records.
     inventory: Arc<Inventory>,
+    /// Per-campaign live counters: offers, impressions and clicks per channel.
+    registry: Arc<Registry>,
 }
 
 /// The last logged change of a campaign.
@@ -101,10 +105,26 @@ struct Checkpoint {
     /// In-unit sales not yet covered by a stock report: (sku, location, quantity, ms).
     #[serde(default)]
     sales: Vec<(String, String, u32, i64)>,
+    /// Per campaign: offers, impressions and clicks per channel.
+    #[serde(default)]
+    counters: Vec<Counters>,
+}
+
+/// One campaign's counters in a checkpoint, per channel.
+#[derive(Serialize, Deserialize)]
+struct Counters {
+    campaign: String,
+    offers: [u64; 3],
+    impressions: [u64; 3],
+    clicks: [u64; 3],
 }
 
 impl Ledger {
-    pub fn new(hasher: IdentityHasher, inventory: Arc<Inventory>) -> Ledger {
+    pub fn new(
+        hasher: IdentityHasher,
+        inventory: Arc<Inventory>,
+        registry: Arc<Registry>,
+    ) -> Ledger {
         Ledger {
             spend: DashMap::new(),
             events: DashMap::new(),
@@ -112,7 +132,13 @@ impl Ledger {
             hasher,
             campaigns: DashMap::new(),
             inventory,
+            registry,
         }
+    }
+
+    /// The per-campaign live counters.
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.registry
     }
 
     /// The last logged version of campaign `id`.
@@ -215,6 +241,49 @@ impl Ledger {
         }
     }
 
+    /// Charges up to `amount` micros on `day`, never past what is left of the daily
+    /// or total budget (`None`: unlimited); returns what was charged. Atomic per
+    /// campaign: concurrent events cannot both take the last of a budget.
+    pub fn charge_capped(
+        &self,
+        campaign: &str,
+        day: i32,
+        amount: i64,
+        daily: Option<i64>,
+        total: Option<i64>,
+    ) -> i64 {
+        if amount <= 0 {
+            return 0;
+        }
+        let mut spend = match self.spend.get_mut(campaign) {
+            Some(s) => s,
+            None => self.spend.entry(Arc::from(campaign)).or_default(),
+        };
+        let left_today = daily.map_or(i64::MAX, |d| d - spend.on_day(day));
+        let left_total = total.map_or(i64::MAX, |t| t - spend.total);
+        let charged = amount.min(left_today.min(left_total).max(0));
+        if charged > 0 {
+            spend.add(day, charged);
+        }
+        charged
+    }
+
+    /// Takes back a charge whose record could not be logged.
+    pub fn refund(&self, campaign: &str, day: i32, amount: i64) {
+        if amount > 0
+            && let Some(mut s) = self.spend.get_mut(campaign)
+        {
+            s.add(day, -amount);
+        }
+    }
+
+    /// (charged today, charged in total) without copying the history.
+    pub fn spent(&self, campaign: &str, day: i32) -> (i64, i64) {
+        self.spend
+            .get(campaign)
+            .map_or((0, 0), |s| (s.on_day(day), s.total))
+    }
+
     pub fn spend(&self, campaign: &str) -> Spend {
         self.spend
             .get(campaign)
@@ -225,6 +294,11 @@ impl Ledger {
     /// Applies a record read back from the log. Idempotent: a record whose key is
     /// already marked changes nothing. `day_of` gives a campaign's day for a time.
     pub fn apply(&self, r: &Record, day_of: &dyn Fn(&str, i64) -> i32) {
+        if r.kind == Kind::Decision
+            && let (Some(campaign), Some(ch)) = (r.campaign.as_deref(), r.channel)
+        {
+            CampaignLive::count(&self.registry.get(campaign).offers[ch as usize]);
+        }
         let event = match r.kind {
             Kind::Impression => Some(Event::Impression),
             Kind::Click => Some(Event::Click),
@@ -249,6 +323,14 @@ impl Ledger {
         {
             if let (Some(campaign), Some(cost)) = (r.campaign.as_deref(), r.cost) {
                 self.charge(campaign, day_of(campaign, r.ts), cost);
+            }
+            if let (Some(campaign), Some(ch)) = (r.campaign.as_deref(), r.channel) {
+                let live = self.registry.get(campaign);
+                match event {
+                    Event::Impression => CampaignLive::count(&live.impressions[ch as usize]),
+                    Event::Click => CampaignLive::count(&live.clicks[ch as usize]),
+                    Event::Purchase => {}
+                }
             }
             if event == Event::Purchase {
                 self.note_purchase(r);
@@ -300,6 +382,19 @@ impl Ledger {
                 .collect(),
             campaigns: self.campaign_versions(),
             sales: self.inventory.sales(),
+            counters: (self.registry.all().into_iter())
+                .map(|(id, live)| {
+                    let load = |a: &[std::sync::atomic::AtomicU64; 3]| {
+                        a.each_ref().map(|c| c.load(Ordering::Relaxed))
+                    };
+                    Counters {
+                        campaign: id.to_string(),
+                        offers: load(&live.offers),
+                        impressions: load(&live.impressions),
+                        clicks: load(&live.clicks),
+                    }
+                })
+                .collect(),
         };
         let bytes = rmp_serde::to_vec(&cp).map_err(std::io::Error::other)?;
         crate::secrets::write_atomic(path, &bytes)
@@ -329,6 +424,14 @@ impl Ledger {
         for (sku, location, quantity, at) in cp.sales {
             self.inventory.record_sale(&sku, &location, quantity, at);
         }
+        for c in cp.counters {
+            let live = self.registry.get(&c.campaign);
+            for ch in 0..3 {
+                live.offers[ch].store(c.offers[ch], Ordering::Relaxed);
+                live.impressions[ch].store(c.impressions[ch], Ordering::Relaxed);
+                live.clicks[ch].store(c.clicks[ch], Ordering::Relaxed);
+            }
+        }
         Ok(Some(cp.offset))
     }
 
@@ -339,6 +442,13 @@ impl Ledger {
         self.conversions.clear();
         self.campaigns.clear();
         self.inventory.clear_sales();
+        for (_, live) in self.registry.all() {
+            for ch in 0..3 {
+                live.offers[ch].store(0, Ordering::Relaxed);
+                live.impressions[ch].store(0, Ordering::Relaxed);
+                live.clicks[ch].store(0, Ordering::Relaxed);
+            }
+        }
     }
 
     pub fn event_keys(&self) -> usize {

@@ -43,6 +43,9 @@ pub struct TokenPayload {
     pub product: Option<(String, i64)>,
     /// When the decision was made, in milliseconds since the epoch.
     pub issued_ms: i64,
+    /// The expected cost the offer reserved from its budget, in micros (settled by
+    /// its impression or click).
+    pub reserved: i64,
 }
 
 /// The wire form: a positional tuple keeps tokens short.
@@ -62,6 +65,8 @@ struct Wire(
     i64,
     Option<(String, i64)>,
     i64,
+    // Added after the first release: tokens minted before it decode with 0.
+    #[serde(default)] i64,
 );
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -101,6 +106,7 @@ impl TokenSealer {
             p.price,
             p.product.clone(),
             p.issued_ms,
+            p.reserved,
         );
         // Encoding a tuple of plain values into a Vec cannot fail.
         let plain = rmp_serde::to_vec(&wire).unwrap_or_default();
@@ -158,6 +164,7 @@ impl TokenSealer {
             price: w.11,
             product: w.12,
             issued_ms: w.13,
+            reserved: w.14,
         })
     }
 }
@@ -180,6 +187,7 @@ mod tests {
             price: 1_500_000,
             product: Some(("SKU-77".into(), 3_490_000)),
             issued_ms: 1_763_700_000_123,
+            reserved: 12_500,
         }
     }
 

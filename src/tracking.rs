@@ -3,6 +3,7 @@
 
 use crate::app::App;
 use crate::campaign::BidModel;
+use crate::delivery::CampaignLive;
 use crate::exposure::record::H128;
 use crate::exposure::{Kind, LogUnavailable, Record};
 use crate::ledger::Event;
@@ -24,6 +25,26 @@ pub enum EventError {
     Token(#[from] TokenError),
     #[error("{0}")]
     Log(#[from] LogUnavailable),
+}
+
+/// The campaign's (daily, total) budget in micros, if it is still loaded.
+fn budget_of(app: &App, campaign: &str) -> (Option<i64>, Option<i64>) {
+    app.snapshot
+        .load()
+        .by_id(campaign)
+        .map_or((None, None), |c| {
+            let b = c.doc.budget;
+            (b.daily.map(|m| m.0), b.total.map(|m| m.0))
+        })
+}
+
+/// Charges up to `amount` to the token's campaign, capped at what is left of its
+/// budget; returns what was charged.
+fn charge(app: &App, t: &TokenPayload, now: i64, amount: i64) -> i64 {
+    let (daily, total) = budget_of(app, &t.campaign);
+    let day = campaign_day(app, &t.campaign, now);
+    app.ledger
+        .charge_capped(&t.campaign, day, amount, daily, total)
 }
 
 /// The campaign's day (days since the epoch in its time zone) at `ms`.
@@ -68,15 +89,24 @@ pub async fn impression(app: &App, token: &str) -> Result<Counted, EventError> {
     {
         return Ok(Counted::No);
     }
-    let cost = if t.model == BidModel::Cpm { t.price } else { 0 };
+    // Charged before logging, so the record says what was actually charged (a late
+    // impression of a spent campaign charges only what is left), and refunded if the
+    // record cannot be logged.
+    let price = if t.model == BidModel::Cpm { t.price } else { 0 };
+    let cost = charge(app, &t, now, price);
     let records = [event_record(Kind::Impression, &t, now, cost)];
     if let Err(e) = app.log.append(Kind::Impression, &records).await {
+        app.ledger
+            .refund(&t.campaign, campaign_day(app, &t.campaign, now), cost);
         app.ledger
             .unmark_event(t.decision.0, t.slot, Event::Impression);
         return Err(e.into());
     }
-    app.ledger
-        .charge(&t.campaign, campaign_day(app, &t.campaign, now), cost);
+    let live = app.delivery.registry.get(&t.campaign);
+    if t.model == BidModel::Cpm {
+        app.delivery.budgets.settle(&live, t.issued_ms, t.reserved);
+    }
+    CampaignLive::count(&live.impressions[t.channel as usize]);
     app.metrics.events.with_label_values(&["impression"]).inc();
     Ok(Counted::Yes)
 }
@@ -102,10 +132,12 @@ pub async fn click(app: &App, token: &str) -> Result<(TokenPayload, Counted), Ev
             .ledger
             .first_event(t.decision.0, t.slot, Event::Impression, t.issued_ms);
     if impression_recorded {
-        impression_cost = if t.model == BidModel::Cpm { t.price } else { 0 };
+        let price = if t.model == BidModel::Cpm { t.price } else { 0 };
+        impression_cost = charge(app, &t, now, price);
         records.push(event_record(Kind::Impression, &t, now, impression_cost));
     }
-    let click_cost = if t.model == BidModel::Cpc { t.price } else { 0 };
+    let price = if t.model == BidModel::Cpc { t.price } else { 0 };
+    let click_cost = charge(app, &t, now, price);
     let click = event_record(Kind::Click, &t, now, click_cost);
     let logged = match records.pop() {
         Some(imp) => match app.log.append(Kind::Impression, &[imp]).await {
@@ -115,6 +147,9 @@ pub async fn click(app: &App, token: &str) -> Result<(TokenPayload, Counted), Ev
         None => app.log.append(Kind::Click, &[click]).await,
     };
     if let Err(e) = logged {
+        let day = campaign_day(app, &t.campaign, now);
+        app.ledger
+            .refund(&t.campaign, day, impression_cost + click_cost);
         app.ledger.unmark_event(t.decision.0, t.slot, Event::Click);
         if impression_recorded {
             app.ledger
@@ -122,12 +157,15 @@ pub async fn click(app: &App, token: &str) -> Result<(TokenPayload, Counted), Ev
         }
         return Err(e.into());
     }
-    let day = campaign_day(app, &t.campaign, now);
-    app.ledger
-        .charge(&t.campaign, day, impression_cost + click_cost);
+    let live = app.delivery.registry.get(&t.campaign);
+    if impression_recorded || t.model == BidModel::Cpc {
+        app.delivery.budgets.settle(&live, t.issued_ms, t.reserved);
+    }
     if impression_recorded {
+        CampaignLive::count(&live.impressions[t.channel as usize]);
         app.metrics.events.with_label_values(&["impression"]).inc();
     }
+    CampaignLive::count(&live.clicks[t.channel as usize]);
     app.metrics.events.with_label_values(&["click"]).inc();
     Ok((t, Counted::Yes))
 }

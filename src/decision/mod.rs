@@ -242,6 +242,7 @@ impl Decider {
                         .as_ref()
                         .map(|p| (p.sku.clone(), p.price.0)),
                     issued_ms: now,
+                    reserved: 0,
                 });
                 let purchasable = creative.doc.product.as_ref().is_some_and(|p| {
                     matches!(

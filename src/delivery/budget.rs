@@ -5,10 +5,15 @@
 //! Why reservations: impressions arrive after the decision, sometimes seconds later.
 //! Admitting offers against charged spend alone would let every concurrent decision
 //! in that gap serve, and a popular campaign would overshoot its budget by all of
-//! them. Reserving at serve time makes admission a single atomic add per campaign:
-//! each decision sees every reservation made before it, so concurrent decisions can
-//! never commit more than the budget. A reservation the event never settles (the
-//! shopper left) is released after `reservation_ttl`.
+//! them. With reservations, admission is one check-and-add under the campaign's own
+//! short lock: each decision sees every reservation made before it, so concurrent
+//! decisions can never commit more than the budget.
+//!
+//! Reservations are kept per campaign in a ring of time buckets, not one entry per
+//! offer: the token of an offer carries the time and amount it reserved, which is all
+//! settling needs, so memory stays a few hundred bytes per campaign however many
+//! offers are outstanding, and expiry is dropping whole buckets older than
+//! `reservation_ttl` (a shopper who never loads the offer releases it then).
 //!
 //! Expected cost: a cpm offer reserves its price per impression (exact); a cpc offer
 //! reserves bid × predicted CTR. A click costs the whole bid, more than was reserved,
@@ -16,14 +21,50 @@
 //! can reach its budget but never pass it.
 
 use super::{CampaignLive, pacing};
-use dashmap::DashMap;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-struct Reservation {
-    account: Arc<CampaignLive>,
-    amount: i64,
-    expires_ms: i64,
+/// Buckets in a campaign's ring; the time-to-live spans all but two of them (the
+/// one being filled and one of margin), so nothing expires early.
+pub const BUCKETS: usize = 32;
+
+/// A campaign's outstanding reservations.
+#[derive(Debug, Default)]
+pub struct Ring {
+    /// (bucket number, micros reserved in it).
+    buckets: [(i64, i64); BUCKETS],
+    total: i64,
+}
+
+impl Ring {
+    /// Drops buckets older than the time-to-live, as of bucket `now`.
+    fn expire(&mut self, now: i64) {
+        let oldest = now - (BUCKETS as i64 - 2);
+        for b in &mut self.buckets {
+            if b.1 != 0 && b.0 < oldest {
+                self.total -= b.1;
+                *b = (0, 0);
+            }
+        }
+    }
+
+    fn add(&mut self, bucket: i64, amount: i64) {
+        let slot = &mut self.buckets[bucket.rem_euclid(BUCKETS as i64) as usize];
+        if slot.0 != bucket {
+            self.total -= slot.1;
+            *slot = (bucket, 0);
+        }
+        slot.1 += amount;
+        self.total += amount;
+    }
+
+    fn release(&mut self, bucket: i64, amount: i64) {
+        let slot = &mut self.buckets[bucket.rem_euclid(BUCKETS as i64) as usize];
+        if slot.0 == bucket {
+            let released = amount.min(slot.1).max(0);
+            slot.1 -= released;
+            self.total -= released;
+        }
+    }
 }
 
 /// A campaign's budget, as admission needs it (micros; `None` is unlimited).
@@ -53,8 +94,6 @@ pub enum Refusal {
 /// One offer asking to be served.
 #[derive(Clone, Copy, Debug)]
 pub struct Ask {
-    /// (decision, slot): the key its event will settle.
-    pub key: (u128, u8),
     /// Expected cost in micros.
     pub expected: i64,
     /// Elapsed share of the campaign's day.
@@ -65,25 +104,28 @@ pub struct Ask {
     pub now_ms: i64,
 }
 
+/// Reservation bookkeeping shared by every campaign: the bucket width.
+#[derive(Clone, Copy, Debug)]
 pub struct Budgets {
-    /// Keyed by (decision, slot): decision ids are random, so no crafted collisions.
-    reservations: DashMap<(u128, u8), Reservation>,
-    ttl_ms: i64,
+    bucket_ms: i64,
 }
 
 impl Budgets {
     pub fn new(reservation_ttl_ms: i64) -> Budgets {
         Budgets {
-            reservations: DashMap::new(),
-            ttl_ms: reservation_ttl_ms,
+            bucket_ms: (reservation_ttl_ms / (BUCKETS as i64 - 2)).max(1),
         }
     }
 
-    /// Admits one offer of the campaign whose live state is `account` and reserves
-    /// its expected cost, or says why not.
+    fn bucket(&self, ms: i64) -> i64 {
+        ms.div_euclid(self.bucket_ms)
+    }
+
+    /// Admits one offer of the campaign whose live state is `live` and reserves its
+    /// expected cost, or says why not.
     pub fn admit(
         &self,
-        account: &Arc<CampaignLive>,
+        live: &CampaignLive,
         limits: Limits,
         spent: Spent,
         ask: Ask,
@@ -91,12 +133,14 @@ impl Budgets {
         if limits.daily.is_none() && limits.total.is_none() {
             return Ok(());
         }
-        let before = account.reserved.fetch_add(ask.expected, Ordering::AcqRel);
-        let today = spent.today + before;
+        let now = self.bucket(ask.now_ms);
+        let mut ring = live.reservations.lock().unwrap_or_else(|p| p.into_inner());
+        ring.expire(now);
+        let today = spent.today + ring.total;
         let over = |limit: Option<i64>, committed: i64| {
             limit.is_some_and(|l| committed + ask.expected > l)
         };
-        let refusal = if over(limits.daily, today) || over(limits.total, spent.total + before) {
+        let refusal = if over(limits.daily, today) || over(limits.total, spent.total + ring.total) {
             Some(Refusal::Budget)
         } else if let (true, Some(daily)) = (limits.even, limits.daily)
             && !pacing::coin(
@@ -109,67 +153,50 @@ impl Budgets {
         } else {
             None
         };
-        if let Some(r) = refusal {
-            account.reserved.fetch_sub(ask.expected, Ordering::AcqRel);
-            let counter = match r {
-                Refusal::Budget => &account.skipped_budget,
-                Refusal::Pacing => &account.skipped_pacing,
-            };
-            counter.fetch_add(1, Ordering::Relaxed);
-            return Err(r);
-        }
-        self.reservations.insert(
-            ask.key,
-            Reservation {
-                account: account.clone(),
-                amount: ask.expected,
-                expires_ms: ask.now_ms + self.ttl_ms,
-            },
-        );
-        Ok(())
-    }
-
-    /// Releases the reservation of an offer whose event arrived (the ledger charges
-    /// the actual cost). `false` if there was none (already settled or expired).
-    pub fn settle(&self, key: (u128, u8)) -> bool {
-        match self.reservations.remove(&key) {
-            Some((_, r)) => {
-                r.account.reserved.fetch_sub(r.amount, Ordering::AcqRel);
-                true
+        match refusal {
+            None => {
+                ring.add(now, ask.expected);
+                Ok(())
             }
-            None => false,
+            Some(r) => {
+                drop(ring);
+                let counter = match r {
+                    Refusal::Budget => &live.skipped_budget,
+                    Refusal::Pacing => &live.skipped_pacing,
+                };
+                counter.fetch_add(1, Ordering::Relaxed);
+                Err(r)
+            }
         }
     }
 
-    /// Releases every reservation past its time-to-live; returns how many.
-    pub fn sweep(&self, now_ms: i64) -> usize {
-        let mut released = 0;
-        self.reservations.retain(|_, r| {
-            let keep = r.expires_ms > now_ms;
-            if !keep {
-                r.account.reserved.fetch_sub(r.amount, Ordering::AcqRel);
-                released += 1;
-            }
-            keep
-        });
-        released
+    /// Releases what an offer served at `served_ms` reserved, once its event arrived
+    /// (the ledger charges the actual cost). Nothing if it already expired.
+    pub fn settle(&self, live: &CampaignLive, served_ms: i64, reserved: i64) {
+        let mut ring = live.reservations.lock().unwrap_or_else(|p| p.into_inner());
+        ring.release(self.bucket(served_ms), reserved);
     }
 
-    pub fn outstanding(&self) -> usize {
-        self.reservations.len()
+    /// Micros reserved for the campaign now.
+    pub fn reserved(&self, live: &CampaignLive, now_ms: i64) -> i64 {
+        let mut ring = live.reservations.lock().unwrap_or_else(|p| p.into_inner());
+        ring.expire(self.bucket(now_ms));
+        ring.total
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
 
-    fn ask(decision: u128, expected: i64, now_ms: i64) -> Ask {
+    const TTL: i64 = 600_000;
+
+    fn ask(decision: u64, expected: i64, now_ms: i64) -> Ask {
         Ask {
-            key: (decision, 0),
             expected,
             elapsed: 0.5,
-            seed: decision as u64,
+            seed: decision,
             campaign_hash: 1,
             now_ms,
         }
@@ -183,45 +210,47 @@ mod tests {
 
     #[test]
     fn reservations_count_until_settled_or_expired() {
-        let b = Budgets::new(600_000);
-        let c = Arc::new(CampaignLive::default());
+        let b = Budgets::new(TTL);
+        let c = CampaignLive::default();
+        let none = Spent::default();
         for d in 0..10 {
-            assert!(
-                b.admit(&c, ASAP, Spent::default(), ask(d, 1_000, 0))
-                    .is_ok()
-            );
+            assert!(b.admit(&c, ASAP, none, ask(d, 1_000, 1_000)).is_ok());
         }
         assert_eq!(
-            b.admit(&c, ASAP, Spent::default(), ask(10, 1_000, 0)),
+            b.admit(&c, ASAP, none, ask(10, 1_000, 1_000)),
             Err(Refusal::Budget),
             "10 reservations of 1,000 commit the daily 10,000"
         );
-        assert!(b.settle((3, 0)));
-        assert!(!b.settle((3, 0)), "settled once");
-        assert_eq!(c.reserved.load(Ordering::Relaxed), 9_000);
-        assert_eq!(b.sweep(599_999), 0);
-        assert_eq!(b.sweep(600_000), 9);
-        assert_eq!(c.reserved.load(Ordering::Relaxed), 0);
+        b.settle(&c, 1_000, 1_000);
+        assert_eq!(b.reserved(&c, 2_000), 9_000);
+        assert_eq!(
+            b.reserved(&c, 1_000 + TTL - 1),
+            9_000,
+            "kept for the whole TTL"
+        );
+        assert_eq!(b.reserved(&c, 1_000 + TTL + TTL / 16), 0, "then released");
         let spent = Spent {
             today: 9_500,
             total: 9_500,
         };
+        let later = 3 * TTL;
         assert_eq!(
-            b.admit(&c, ASAP, spent, ask(11, 1_000, 0)),
+            b.admit(&c, ASAP, spent, ask(11, 1_000, later)),
             Err(Refusal::Budget)
         );
-        assert!(b.admit(&c, ASAP, spent, ask(12, 500, 0)).is_ok());
+        assert!(b.admit(&c, ASAP, spent, ask(12, 500, later)).is_ok());
+        assert_eq!(c.skipped_budget.load(Ordering::Relaxed), 2);
     }
 
     #[test]
     fn concurrent_admission_never_commits_more_than_the_budget() {
-        let b = Arc::new(Budgets::new(600_000));
+        let b = Budgets::new(TTL);
         let c = Arc::new(CampaignLive::default());
-        let threads: Vec<_> = (0..8u128)
+        let threads: Vec<_> = (0..8u64)
             .map(|t| {
-                let (b, c) = (b.clone(), c.clone());
+                let c = c.clone();
                 std::thread::spawn(move || {
-                    (0..1_000u128)
+                    (0..1_000u64)
                         .filter(|i| {
                             let a = ask(t * 10_000 + i, 7, 0);
                             b.admit(&c, ASAP, Spent::default(), a).is_ok()
@@ -232,13 +261,13 @@ mod tests {
             .collect();
         let admitted: usize = threads.into_iter().map(|t| t.join().unwrap()).sum();
         assert_eq!(admitted, 10_000 / 7);
-        assert!(c.reserved.load(Ordering::Relaxed) <= 10_000);
+        assert!(b.reserved(&c, 0) <= 10_000);
     }
 
     #[test]
     fn even_pacing_thins_offers_only_when_ahead() {
-        let b = Budgets::new(600_000);
-        let c = Arc::new(CampaignLive::default());
+        let b = Budgets::new(TTL);
+        let c = CampaignLive::default();
         let even = Limits {
             daily: Some(1_000_000),
             total: None,

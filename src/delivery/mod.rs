@@ -15,7 +15,8 @@ pub mod profiles;
 use crate::campaign::Channel;
 use dashmap::DashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use crate::index::PRIOR_CTR;
 /// How many impressions the prior weighs as: with fewer real impressions than this,
@@ -25,8 +26,8 @@ pub const PRIOR_WEIGHT: f64 = 200.0;
 /// One campaign's live counters. Per-channel arrays are indexed by `Channel as usize`.
 #[derive(Debug, Default)]
 pub struct CampaignLive {
-    /// Micros reserved by offers not yet settled.
-    pub reserved: AtomicI64,
+    /// Expected costs of offers served and not yet settled (see [`budget`]).
+    pub reservations: Mutex<budget::Ring>,
     pub offers: [AtomicU64; 3],
     pub impressions: [AtomicU64; 3],
     pub clicks: [AtomicU64; 3],
@@ -52,6 +53,24 @@ impl CampaignLive {
 
     pub fn total(counters: &[AtomicU64; 3]) -> u64 {
         counters.iter().map(|c| c.load(Ordering::Relaxed)).sum()
+    }
+}
+
+/// The delivery state a running server shares: live counters, budget reservations,
+/// per-profile memory.
+pub struct Delivery {
+    pub registry: Arc<Registry>,
+    pub budgets: budget::Budgets,
+    pub profiles: profiles::Profiles,
+}
+
+impl Delivery {
+    pub fn new(reservation_ttl_ms: i64) -> Delivery {
+        Delivery {
+            registry: Arc::default(),
+            budgets: budget::Budgets::new(reservation_ttl_ms),
+            profiles: profiles::Profiles::default(),
+        }
     }
 }
 

@@ -203,9 +203,11 @@ async fn kill_9_during_uploads_leaves_whole_files_and_whole_batches() {
             .collect()
     };
     let stop = Arc::new(AtomicBool::new(false));
+    let progress: Arc<[std::sync::atomic::AtomicU64; 2]> = Arc::default();
     let mut uploaders = Vec::new();
     for worker in 0..2 {
         let (url, key, stop) = (url.clone(), key.clone(), stop.clone());
+        let progress = progress.clone();
         uploaders.push(tokio::spawn(async move {
             let client = reqwest::Client::new();
             let mut acked = 0;
@@ -218,7 +220,10 @@ async fn kill_9_during_uploads_leaves_whole_files_and_whole_batches() {
                     .send()
                     .await;
                 match sent {
-                    Ok(r) if r.status() == 200 => acked = generation,
+                    Ok(r) if r.status() == 200 => {
+                        acked = generation;
+                        progress[worker].store(generation, Ordering::SeqCst);
+                    }
                     Ok(r) => panic!("unexpected {}", r.status()),
                     Err(_) => break,
                 }
@@ -227,7 +232,13 @@ async fn kill_9_during_uploads_leaves_whole_files_and_whole_batches() {
             acked
         }));
     }
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Kill once both have a few acknowledged batches, at a moment that varies run to run.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while progress.iter().any(|p| p.load(Ordering::SeqCst) < 3) {
+        assert!(std::time::Instant::now() < deadline, "uploads too slow");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(rand_ms())).await;
     signal(&server.child, "-KILL");
     stop.store(true, Ordering::SeqCst);
     let mut acked = Vec::new();
@@ -271,4 +282,11 @@ async fn kill_9_during_uploads_leaves_whole_files_and_whole_batches() {
         "no staging folder left after the restart"
     );
     drop(server);
+}
+
+/// A delay of 0 to 250 ms that differs from run to run.
+fn rand_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::from(d.subsec_nanos()) % 250)
 }

@@ -11,6 +11,7 @@
 pub mod budget;
 pub mod pacing;
 pub mod profiles;
+pub mod stats;
 
 use crate::campaign::Channel;
 use dashmap::DashMap;

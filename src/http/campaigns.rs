@@ -190,3 +190,23 @@ fn with_version(mut r: Response<Body>, version: u64) -> Response<Body> {
     }
     r
 }
+
+/// `GET /v1/campaigns/{id}/stats`: live delivery of one campaign.
+pub async fn stats(
+    app: &App,
+    req: Request<Incoming>,
+    id: &str,
+) -> Result<Response<Body>, ApiError> {
+    let who = require(app, req.headers(), &[Role::Advertiser, Role::Measurement])?;
+    let snap = app.snapshot.load();
+    let c = snap.by_id(id).ok_or_else(ApiError::not_found)?;
+    if who.role == Role::Advertiser && !who.manages(&c.advertiser) {
+        return Err(ApiError::forbidden(Detail::new(
+            "id",
+            "belongs to another advertiser",
+        )));
+    }
+    let now = app.clock.now_ms();
+    let body = crate::delivery::stats::of(app, c, now);
+    Ok(Codec::of_response(req.headers()).encode(StatusCode::OK, &body))
+}

@@ -46,6 +46,13 @@ pub async fn post(app: &App, req: Request<Incoming>) -> Result<Response<Body>, A
         }
         return Err(ApiError::unavailable(format!("{e}; retry later")));
     }
+    if !outcome.replayed && !outcome.test {
+        let ch = outcome.decision.channel as usize;
+        for o in &outcome.decision.offers {
+            let live = app.delivery.registry.get(&o.winner.campaign.id);
+            crate::delivery::CampaignLive::count(&live.offers[ch]);
+        }
+    }
     let view = DecisionView {
         decision: &outcome.decision,
         explain: outcome.explain.as_ref(),

@@ -87,7 +87,15 @@ async fn dispatch(app: &App, req: Request<Incoming>) -> Result<Response<Body>, A
             _,
         ) => Err(ApiError::method_not_allowed()),
         (p, method) => {
-            if let Some(id) = segment(p, "/v1/campaigns/") {
+            if let Some(id) = p
+                .strip_suffix("/stats")
+                .and_then(|rest| segment(rest, "/v1/campaigns/"))
+            {
+                match method {
+                    Method::GET => campaigns::stats(app, req, &id).await,
+                    _ => Err(ApiError::method_not_allowed()),
+                }
+            } else if let Some(id) = segment(p, "/v1/campaigns/") {
                 match method {
                     Method::PUT => campaigns::put(app, req, &id).await,
                     Method::GET => campaigns::get_one(app, req, &id).await,

@@ -580,3 +580,87 @@ async fn msgpack_uploads_and_bad_ids_in_the_path() {
     assert_eq!((status, error_paths(&body)), (400, vec!["id".to_string()]));
     assert!(!s.data.path().join("campaigns").join("..json").exists());
 }
+
+#[tokio::test]
+async fn stats_show_live_delivery_and_match_the_log() {
+    let s = writable().await;
+    let acme = s.advertiser("acme").await;
+    let mut doc = winner("st-1", "acme");
+    doc["budget"] = json!({"daily": 100.0, "total": 1000.0});
+    doc["bid"] = json!({"model": "cpm", "amount": 2000.0});
+    doc["pacing"] = json!("asap");
+    let (status, _) = s
+        .call("PUT", "/v1/campaigns/st-1", Some(ADMIN_KEY), Some(&doc))
+        .await;
+    assert_eq!(status, 201);
+    let mut impressions = 0;
+    for i in 0..6 {
+        let (_, d) = s.decide(&request(&format!("T-st-{i}"), json!({}))).await;
+        let o = &d["offers"][0];
+        assert_eq!(o["campaign_id"], "st-1");
+        if i % 2 == 0 {
+            let r = s
+                .get_raw(o["tracking"]["impression"].as_str().unwrap())
+                .await;
+            assert_eq!(r.status().as_u16(), 204);
+            impressions += 1;
+        }
+        if i == 0 {
+            s.get_raw(o["tracking"]["click"].as_str().unwrap()).await;
+        }
+    }
+    let zeta = s.advertiser("zeta").await;
+    let (status, st) = s
+        .call("GET", "/v1/campaigns/st-1/stats", Some(&zeta), None)
+        .await;
+    assert_eq!(status, 403, "not zeta's campaign: {st}");
+    let (status, st) = s
+        .call("GET", "/v1/campaigns/st-1/stats", Some(&acme), None)
+        .await;
+    assert_eq!(status, 200, "{st}");
+    let records = s.log_records().await;
+    let count = |kind: &str| {
+        of_kind(&records, kind)
+            .iter()
+            .filter(|r| r["campaign_id"] == "st-1")
+            .count() as u64
+    };
+    assert_eq!(st["decisions"].as_u64(), Some(count("decision")));
+    assert_eq!(st["impressions"].as_u64(), Some(count("impression")));
+    assert_eq!(st["clicks"].as_u64(), Some(count("click")));
+    assert_eq!(
+        (st["decisions"].as_u64(), st["impressions"].as_u64()),
+        (Some(6), Some(impressions))
+    );
+    let charged: f64 = of_kind(&records, "impression")
+        .iter()
+        .filter(|r| r["campaign_id"] == "st-1")
+        .map(|r| r["cost"].as_f64().unwrap())
+        .sum();
+    assert!(
+        (st["spend"]["today"].as_f64().unwrap() - charged).abs() < 1e-6,
+        "{st}"
+    );
+    assert!((charged - 6.0).abs() < 1e-9, "3 impressions at 2.0 each");
+    assert!((st["budget"]["left_today"].as_f64().unwrap() - 94.0).abs() < 1e-6);
+    assert_eq!(st["pacing"]["mode"], "asap");
+    assert_eq!(
+        s.call("GET", "/v1/campaigns/nope/stats", Some(ADMIN_KEY), None)
+            .await
+            .0,
+        404
+    );
+    // The same figures after a restart: rebuilt from the checkpoint and the log.
+    let data = s.stop_keeping_data().await;
+    let s = TestServer::builder()
+        .writable_campaigns(&[])
+        .start_on(data)
+        .await;
+    let (_, again) = s
+        .call("GET", "/v1/campaigns/st-1/stats", Some(ADMIN_KEY), None)
+        .await;
+    for field in ["decisions", "impressions", "clicks"] {
+        assert_eq!(again[field], st[field], "{field} after a restart");
+    }
+    assert_eq!(again["spend"]["total"], st["spend"]["total"]);
+}

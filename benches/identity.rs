@@ -7,7 +7,9 @@
 //!   beside the growth of the resident set; then checkpoint size, save and load times.
 //! - `identity_lookup/{hit,miss}`: `profile_of` on a graph of 1M identifiers, in an
 //!   order that defeats the cache; `hit_2_threads` the same on two threads at once
-//!   (per lookup; near half of `hit` means no lock serialises them).
+//!   (per lookup; near half of `hit` means no lock serialises them, on an idle machine);
+//!   `dashmap_hit`, for scale, a `DashMap<u128, u128>` from identifier to profile, as
+//!   simple a sharded map as there is (no members, no bound, no erasure).
 //! - `identity_link/known`: a returning customer's three identifiers, already one
 //!   profile: the common case on the decision path.
 //! - `identity_link/new`: two identifiers never seen: a new profile.
@@ -168,6 +170,19 @@ fn bench(c: &mut Criterion) {
             black_box(g.profile_of(id(SIZE + i)))
         })
     });
+    let plain: dashmap::DashMap<u128, u128> = (0..SIZE)
+        .map(|n| {
+            let x = id(n);
+            (x.hash, g.profile_of(x).unwrap().0)
+        })
+        .collect();
+    group.bench_function(BenchmarkId::new("dashmap_hit", SIZE), |b| {
+        b.iter(|| {
+            i += 1;
+            black_box(plain.get(&id(scattered(i, SIZE)).hash).map(|p| *p))
+        })
+    });
+    drop(plain);
     group.bench_function(BenchmarkId::new("hit_2_threads", SIZE), |b| {
         b.iter_custom(|iters| {
             let started = Instant::now();

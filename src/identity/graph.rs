@@ -286,13 +286,13 @@ impl IdentityGraph {
 
     /// The profile `id` belongs to, without inserting it.
     pub fn profile_of(&self, id: IdHash) -> Option<ProfileId> {
-        self.snap_of(id.hash).map(|s| s.id)
+        self.id_of(id.hash).map(|(_, p)| p)
     }
 
     /// The current profile of a profile id seen earlier: itself, the survivor it merged
     /// into, or `None` once erased.
     pub fn resolve(&self, profile: ProfileId) -> Option<ProfileId> {
-        self.snap_of(profile.0).map(|s| s.id)
+        self.id_of(profile.0).map(|(_, p)| p)
     }
 
     /// The identifiers of the profile `profile` resolves to, founder first; empty when
@@ -367,9 +367,9 @@ impl IdentityGraph {
         Locked { guards }
     }
 
-    /// The profile `hash` belongs to, read consistently: the entry and its founder
-    /// under their locks at the same time.
-    fn snap_of(&self, hash: u128) -> Option<Snap> {
+    /// Reads the founder of the profile `hash` belongs to with `read`, while the entry
+    /// and the founder are both under their locks, so the two agree.
+    fn with_founder<R>(&self, hash: u128, read: impl Fn(&Shard, Ref) -> Option<R>) -> Option<R> {
         let home = shard_of(hash);
         loop {
             let g = self.read(home);
@@ -377,10 +377,10 @@ impl IdentityGraph {
             let founder = g.entry(slot)?.founder(Ref::new(home, slot));
             let there = founder.shard();
             if there == home {
-                return snap_at(&g, founder);
+                return read(&g, founder);
             }
             if there > home {
-                return snap_at(&self.read(there), founder);
+                return read(&self.read(there), founder);
             }
             // Two locks are only ever taken in ascending order: let go, take both in
             // that order, and check the entry still has the same founder.
@@ -389,9 +389,24 @@ impl IdentityGraph {
             let g = self.read(home);
             let slot = g.find(hash)?;
             if g.entry(slot)?.founder(Ref::new(home, slot)) == founder {
-                return snap_at(&g2, founder);
+                return read(&g2, founder);
             }
         }
+    }
+
+    /// The profile `hash` belongs to, with what a change needs to validate.
+    fn snap_of(&self, hash: u128) -> Option<Snap> {
+        self.with_founder(hash, snap_at)
+    }
+
+    /// The profile `hash` belongs to and its founder: what a lookup needs, without the
+    /// profile's record (one memory access fewer).
+    fn id_of(&self, hash: u128) -> Option<(Ref, ProfileId)> {
+        self.with_founder(hash, |shard, founder| {
+            let e = shard.entry(founder.slot())?;
+            e.record()?;
+            Some((founder, ProfileId(e.hash())))
+        })
     }
 
     /// The founder of the profile `hash` belongs to: one shard, one lock.
@@ -429,11 +444,11 @@ impl IdentityGraph {
     /// in one profile. The others are compared by founder, one shard read each.
     fn already_linked(&self, ids: &[IdHash]) -> Option<Linked> {
         let (first, rest) = ids.split_first()?;
-        let snap = self.snap_of(first.hash)?;
+        let (founder, profile) = self.id_of(first.hash)?;
         rest.iter()
-            .all(|id| self.founder_of(id.hash) == Some(snap.founder))
+            .all(|id| self.founder_of(id.hash) == Some(founder))
             .then(|| Linked {
-                profile: snap.id,
+                profile,
                 known: true,
                 merged: Vec::new(),
                 refused: false,

@@ -371,21 +371,23 @@ fn eight_threads_link_the_same_partition_as_one() {
 }
 
 #[test]
-fn links_erasures_and_reads_from_eight_threads_keep_the_graph_whole() {
+fn links_erasures_reads_and_checkpoints_from_eight_threads_keep_the_graph_whole() {
     let g = graph(16);
     let links = random_links(7, 400, 40_000);
     let start = std::sync::Barrier::new(8);
+    let checkpoints = std::sync::Mutex::new(Vec::new());
     std::thread::scope(|s| {
         for t in 0..8 {
-            let (g, links, start) = (&g, &links, &start);
+            let (g, links, start, checkpoints) = (&g, &links, &start, &checkpoints);
             s.spawn(move || {
                 start.wait();
                 for (i, l) in links.iter().enumerate().skip(t).step_by(8) {
-                    match i % 50 {
-                        0 => {
+                    match i % 1000 {
+                        999 => checkpoints.lock().unwrap().push(saved(g)),
+                        n if n % 50 == 0 => {
                             g.erase(l[0]);
                         }
-                        1 => {
+                        n if n % 50 == 1 => {
                             g.members(ProfileId(l[0].hash));
                         }
                         _ => {
@@ -405,6 +407,12 @@ fn links_erasures_and_reads_from_eight_threads_keep_the_graph_whole() {
     check(&g);
     let stats = g.stats();
     assert!(stats.identifiers > 0 && stats.profiles > 0);
+    // Checkpoints taken while the others changed the graph are each one whole state.
+    let checkpoints = checkpoints.into_inner().unwrap();
+    assert_eq!(checkpoints.len(), 40);
+    for bytes in checkpoints {
+        check(&IdentityGraph::load(&bytes[..], GraphConfig::default()).unwrap());
+    }
 }
 
 fn sample_graph() -> IdentityGraph {

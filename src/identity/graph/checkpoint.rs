@@ -25,6 +25,9 @@ use crate::identity::IdHash;
 use std::io::{self, Read, Write};
 use std::sync::atomic::Ordering;
 
+#[cfg(test)]
+mod tests;
+
 const MAGIC: [u8; 8] = *b"aftcidg\x01";
 /// Bytes buffered between writes and reads, and checksummed at once.
 const BLOCK: usize = 64 << 10;

@@ -33,9 +33,10 @@
 //!
 //! A [`ProfileId`] is the keyed hash of the profile's *founding* identifier: the most
 //! durable identifier of the link that created it (a customer id before a loyalty id,
-//! an e-mail hash, a phone hash, a payment token, a device id; ties by hash). It needs
-//! no counter, so it is stable across restarts and the same whichever node or replay of
-//! the log builds the graph, and whatever order a client sent the identifiers in.
+//! an e-mail hash, a phone hash, a payment token, a device id; ties by hash). It names
+//! an identifier rather than a counter: the checkpoint keeps it across restarts, a
+//! replay of the same links in the same order gives the same ids on any node, and the
+//! order in which a client listed the identifiers makes no difference.
 //!
 //! When profiles merge, the oldest survives and keeps its id; the others are reported
 //! in [`Linked::merged`] so that callers can fold per-profile state (cap counts, holdout

@@ -12,7 +12,8 @@
 //!   simple a sharded map as there is (no members, no bound, no erasure).
 //! - `identity_link/known`: a returning customer's three identifiers, already one
 //!   profile: the common case on the decision path.
-//! - `identity_link/new`: two identifiers never seen: a new profile.
+//! - `identity_link/new`: two identifiers never seen: a new profile; `new_2_threads`
+//!   the same on two threads at once (per link: changes take no global lock either).
 //! - `identity_link/merge`: two single-identifier profiles joined (set up untimed).
 //!
 //! Target: ≤ 64 bytes per identifier at 10M. `cargo bench --bench identity`; pass
@@ -215,6 +216,25 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             fresh += 2;
             black_box(g.link(&[id(fresh), id(fresh + 1)]))
+        })
+    });
+    group.bench_function(BenchmarkId::new("new_2_threads", SIZE), |b| {
+        b.iter_custom(|iters| {
+            let first = fresh;
+            fresh += 4 * iters;
+            let started = Instant::now();
+            std::thread::scope(|s| {
+                for t in 0..2u64 {
+                    let g = &g;
+                    s.spawn(move || {
+                        for i in 0..iters {
+                            let n = first + 4 * i + 2 * t;
+                            black_box(g.link(&[id(n), id(n + 1)]));
+                        }
+                    });
+                }
+            });
+            started.elapsed() / 2
         })
     });
     group.bench_function(BenchmarkId::new("merge", SIZE), |b| {

@@ -299,6 +299,7 @@ impl IdentityGraph {
         }))
     }
 
+    /// Erases the profile that the identifier with this hash belongs to.
     pub(super) fn erase_hash(&self, hash: u128) -> Vec<IdHash> {
         loop {
             let Some(snap) = self.snap_of(hash) else {

@@ -13,8 +13,8 @@ use hashbrown::HashTable;
 /// one lock, few enough that a lock set fits in a `u64` mask.
 pub(super) const SHARD_BITS: u32 = 6;
 pub(super) const SHARDS: usize = 1 << SHARD_BITS;
-/// Slots per shard, per arena. 64 shards × 2^23 is about 536 million identifiers, more
-/// than one machine's memory holds at these sizes; a full shard refuses new ones.
+/// Slots per shard, per arena. 64 shards × 2^23 is about 536 million identifiers (some
+/// 21 GB at these sizes); a full shard refuses new ones, counted as over capacity.
 const SLOT_BITS: u32 = 23;
 const SLOTS: u32 = 1 << SLOT_BITS;
 /// A ref uses the low 29 bits; an entry's `next` word keeps the identifier kind above.
@@ -144,7 +144,8 @@ pub(super) struct Meta {
 }
 
 /// Fixed-size chunks with a free list. Slots are never moved, so a [`Ref`] stays valid
-/// until its slot is freed.
+/// until its slot is freed. Freed slots (erasures, absorbed profiles) are reused; an
+/// arena never gives memory back, which suits a graph that only grows on the whole.
 struct Arena<T> {
     chunks: Vec<Vec<T>>,
     free: Vec<u32>,

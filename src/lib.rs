@@ -19,7 +19,8 @@
 //! - [`conversion`]: purchases and refunds from checkouts and POS, validated whole.
 //! - [`exposure`]: the append-only exposure log: records, writer, reader.
 //! - [`ledger`]: spend and deduplication state derived from the log, checkpointed.
-//! - [`identity`]: keyed hashing of customer identifiers.
+//! - [`identity`]: keyed hashing of customer identifiers; the identity graph that links
+//!   them into profiles.
 //! - [`http`]: the server, routing, codecs (JSON, MessagePack) and errors.
 //! - [`app`]: the shared state a running server hands to every request.
 //! - [`metrics`], [`shutdown`], [`clock`], [`ids`], [`money`], [`secrets`],

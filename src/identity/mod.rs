@@ -4,6 +4,10 @@
 //! identity key, truncated): stable within a deployment, useless to anyone without the
 //! key, and compact enough to keep millions in memory. A raw `email` is trimmed,
 //! lower-cased and SHA-256'd first, so it and its `email_sha256` are the same identifier.
+//!
+//! [`graph`] links the identifiers seen together into profiles.
+
+pub mod graph;
 
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};

@@ -99,6 +99,7 @@ fn selection(c: &mut Criterion) {
                         explain: false,
                         full_scan,
                         creative_ok: None,
+                        gate: None,
                     };
                     black_box(select(&snap, black_box(&r.query), &input))
                 });

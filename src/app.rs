@@ -12,12 +12,13 @@ use crate::campaign::store::CampaignFolder;
 use crate::campaign::{FolderError, ValidationRules, load_folder};
 use crate::clock::SharedClock;
 use crate::config::Config;
-use crate::decision::Decider;
+use crate::decision::{Decider, LiveState};
 use crate::delivery::Delivery;
 use crate::exposure::read::Records;
 use crate::exposure::storage::{Faults, LogError};
 use crate::exposure::{ExposureLog, WriterConfig};
 use crate::identity::IdentityHasher;
+use crate::identity::graph::{GraphConfig, IdentityGraph};
 use crate::index::{CompiledCampaign, Publisher, SharedSnapshot, Snapshot};
 use crate::inventory::Inventory;
 use crate::ledger::Ledger;
@@ -117,10 +118,56 @@ impl App {
             .map_err(io("cannot read the keys in", &access_path))?;
         let inventory = Arc::new(Inventory::open(&data.join("inventory"), faults.clone())?);
 
-        let delivery = Arc::new(Delivery::new(config.reservation_ttl_secs as i64 * 1000));
+        let graph_config = GraphConfig {
+            max_profile_size: config.max_profile_identifiers,
+        };
+        let mut delivery = Delivery::new(config.reservation_ttl_secs as i64 * 1000, graph_config);
+        let checkpoints = data.join("checkpoint");
+        let graph_path = checkpoints.join("identity.bin");
+        match std::fs::File::open(&graph_path) {
+            Ok(f) => {
+                delivery.graph = IdentityGraph::load(std::io::BufReader::new(f), graph_config)
+                    .map_err(|e| StartError::Io {
+                        what: "cannot read the identity checkpoint",
+                        path: graph_path.clone(),
+                        source: std::io::Error::other(e.to_string()),
+                    })?;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => {
+                return Err(StartError::Io {
+                    what: "cannot read the identity checkpoint",
+                    path: graph_path,
+                    source,
+                });
+            }
+        }
+        let profiles_path = checkpoints.join("profiles.bin");
+        match std::fs::read(&profiles_path) {
+            Ok(bytes) => delivery.profiles.load(&bytes).map_err(|e| StartError::Io {
+                what: "cannot read the profiles checkpoint",
+                path: profiles_path.clone(),
+                source: std::io::Error::other(e.to_string()),
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => {
+                return Err(StartError::Io {
+                    what: "cannot read the profiles checkpoint",
+                    path: profiles_path,
+                    source,
+                });
+            }
+        }
+        let delivery = Arc::new(delivery);
         let metrics = Metrics::new();
         let snapshot: SharedSnapshot = Arc::new(ArcSwap::from_pointee(Snapshot::default()));
         let config = Arc::new(config);
+        let hasher = IdentityHasher::new(&identity_key);
+        let ledger = Arc::new(Ledger::new(
+            hasher.clone(),
+            inventory.clone(),
+            delivery.clone(),
+        ));
         let decider = Decider::new(
             snapshot.clone(),
             config.clone(),
@@ -128,7 +175,11 @@ impl App {
             &identity_key,
             clock.clone(),
             metrics.clone(),
-            inventory.clone(),
+            LiveState {
+                inventory: inventory.clone(),
+                delivery: delivery.clone(),
+                ledger: ledger.clone(),
+            },
         );
         let writer = WriterConfig {
             dir: data.join("log"),
@@ -147,7 +198,6 @@ impl App {
                 "exposure log: cut a torn tail back to the last whole record"
             );
         }
-        let hasher = IdentityHasher::new(&identity_key);
         let app = App {
             config: config.clone(),
             publisher: Publisher::new(snapshot.clone()),
@@ -156,11 +206,7 @@ impl App {
             metrics,
             clock,
             log,
-            ledger: Arc::new(Ledger::new(
-                hasher.clone(),
-                inventory.clone(),
-                delivery.registry.clone(),
-            )),
+            ledger,
             delivery,
             access: Arc::new(access),
             inventory,
@@ -214,11 +260,11 @@ impl App {
             .into_iter()
             .map(|c| {
                 let category = categories.get(&c.advertiser).map(String::as_str);
-                Arc::new(CompiledCampaign::compile(
-                    Arc::new(c),
-                    self.config.timezone,
-                    category,
-                ))
+                let live = self.delivery.registry.get(&c.id);
+                Arc::new(
+                    CompiledCampaign::compile(Arc::new(c), self.config.timezone, category)
+                        .with_live(live),
+                )
             })
             .collect();
         let n = compiled.len();
@@ -278,9 +324,9 @@ impl App {
             other => other?,
         };
         let mut n = 0u64;
-        let day_of = |campaign: &str, ms: i64| crate::tracking::campaign_day(self, campaign, ms);
+        let campaigns = Loaded(self);
         while let Some((_, record)) = records.next_record()? {
-            self.ledger.apply(&record, &day_of);
+            self.ledger.apply(&record, &campaigns);
             n += 1;
         }
         tracing::info!(
@@ -303,6 +349,24 @@ impl App {
             now - self.config.click_ttl_secs as i64 * 1000,
             now - self.config.dedup_horizon_days as i64 * 86_400_000,
         );
+        // The identity graph and per-profile memory first, the ledger (whose offset says
+        // where replay starts) last: after a crash between them, replay starts earlier
+        // than these files need, which is harmless because replaying links, offers and
+        // purchases is idempotent.
+        let dir = self.config.data.join("checkpoint");
+        let delivery = self.delivery.clone();
+        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            secrets::write_atomic_with(&dir.join("identity.bin"), |w| delivery.graph.save(w))?;
+            secrets::write_atomic(&dir.join("profiles.bin"), &delivery.profiles.save())
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+        let graph = self.delivery.graph.stats();
+        self.metrics
+            .identity_identifiers
+            .set(graph.identifiers as i64);
+        self.metrics.identity_profiles.set(graph.profiles as i64);
         let path = self.checkpoint_path();
         let ledger = self.ledger.clone();
         // Serialising millions of keys takes a while; keep it off the async workers.
@@ -345,6 +409,21 @@ impl App {
 
     pub fn is_ready(&self) -> bool {
         self.ready.load(Ordering::SeqCst)
+    }
+}
+
+/// The loaded campaigns, as replaying the log asks about them.
+struct Loaded<'a>(&'a App);
+
+impl crate::ledger::Campaigns for Loaded<'_> {
+    fn day_of(&self, campaign: &str, ms: i64) -> i32 {
+        crate::tracking::campaign_day(self.0, campaign, ms)
+    }
+
+    fn delivery_of(&self, campaign: &str) -> Option<(i64, f64)> {
+        let snap = self.0.snapshot.load();
+        let c = snap.by_id(campaign)?;
+        Some((c.cap_window_ms, c.doc.holdout_percent))
     }
 }
 

@@ -71,11 +71,11 @@ pub fn compile(app: &App, campaign: Campaign) -> Arc<CompiledCampaign> {
         .access
         .advertiser(&campaign.advertiser)
         .and_then(|a| a.competitive_category);
-    Arc::new(CompiledCampaign::compile(
-        Arc::new(campaign),
-        app.config.timezone,
-        category.as_deref(),
-    ))
+    let live = app.delivery.registry.get(&campaign.id);
+    Arc::new(
+        CompiledCampaign::compile(Arc::new(campaign), app.config.timezone, category.as_deref())
+            .with_live(live),
+    )
 }
 
 /// The document as logged and compared: compact JSON of the validated campaign.
@@ -249,7 +249,7 @@ pub async fn upsert(
         return Err(unavailable("the exposure log refused the change", e));
     }
     for r in &records {
-        app.ledger.apply(r, &|_, _| 0);
+        app.ledger.apply(r, &crate::ledger::NoCampaigns);
     }
     let compiled = uploads
         .into_iter()
@@ -304,7 +304,7 @@ pub async fn delete(app: &App, who: &Principal, id: &str) -> Result<u64, Catalog
         }
         return Err(unavailable("the exposure log refused the change", e));
     }
-    app.ledger.apply(&record, &|_, _| 0);
+    app.ledger.apply(&record, &crate::ledger::NoCampaigns);
     app.publisher.publish(Vec::new(), vec![existing.id.clone()]);
     app.metrics
         .campaigns_loaded
@@ -349,7 +349,7 @@ pub async fn reconcile(app: &App) -> Result<usize, LogUnavailable> {
     for chunk in records.chunks(MAX_BATCH) {
         app.log.append_durable(Kind::Campaign, chunk).await?;
         for r in chunk {
-            app.ledger.apply(r, &|_, _| 0);
+            app.ledger.apply(r, &crate::ledger::NoCampaigns);
         }
     }
     Ok(records.len())

@@ -72,6 +72,9 @@ pub const DEFAULT_LOG_QUEUE_CAPACITY: usize = 65_536;
 pub const DEFAULT_LOG_QUEUE_WAIT_MS: u64 = 1_000;
 /// An offer's expected cost stays reserved this long for its impression or click
 /// (the contract's 10 minutes): long enough for a slow page, short enough that an
+/// A person has a handful of identifiers per kind (devices, cards, addresses); 64
+/// leaves room for a household, not for a store's test card gluing shoppers together.
+pub const DEFAULT_MAX_PROFILE_IDENTIFIERS: u16 = 64;
 /// abandoned page does not hold budget back.
 pub const DEFAULT_RESERVATION_TTL_SECS: u64 = 600;
 /// An impression beacon later than an hour after its decision is not a real view.
@@ -143,6 +146,8 @@ pub struct Config {
     pub impression_ttl_secs: u64,
     /// How long a served offer's expected cost stays reserved.
     pub reservation_ttl_secs: u64,
+    /// The most identifiers one profile may link; links beyond are refused.
+    pub max_profile_identifiers: u16,
     pub click_ttl_secs: u64,
     pub dedup_horizon_days: u64,
     pub checkpoint_interval_secs: u64,
@@ -191,6 +196,7 @@ impl Default for Config {
             log_queue_wait_ms: DEFAULT_LOG_QUEUE_WAIT_MS,
             impression_ttl_secs: DEFAULT_IMPRESSION_TTL_SECS,
             reservation_ttl_secs: DEFAULT_RESERVATION_TTL_SECS,
+            max_profile_identifiers: DEFAULT_MAX_PROFILE_IDENTIFIERS,
             click_ttl_secs: DEFAULT_CLICK_TTL_SECS,
             dedup_horizon_days: DEFAULT_DEDUP_HORIZON_DAYS,
             checkpoint_interval_secs: DEFAULT_CHECKPOINT_INTERVAL_SECS,
@@ -244,6 +250,7 @@ impl fmt::Debug for Config {
             .field("log_queue_wait_ms", &self.log_queue_wait_ms)
             .field("impression_ttl_secs", &self.impression_ttl_secs)
             .field("reservation_ttl_secs", &self.reservation_ttl_secs)
+            .field("max_profile_identifiers", &self.max_profile_identifiers)
             .field("click_ttl_secs", &self.click_ttl_secs)
             .field("dedup_horizon_days", &self.dedup_horizon_days)
             .field("checkpoint_interval_secs", &self.checkpoint_interval_secs)
@@ -418,7 +425,7 @@ const SETTINGS: &[&str] = &[
     "max_body_bytes", "max_batch_body_bytes", "max_items", "max_slots",
     "header_read_timeout_ms", "idle_timeout_ms", "max_connections", "shutdown_grace_ms",
     "decision_replay_secs", "workers", "log_format", "log_level",
-    "log_segment_bytes", "log_flush_interval_ms", "log_queue_capacity", "log_queue_wait_ms", "impression_ttl_secs", "reservation_ttl_secs", "click_ttl_secs", "dedup_horizon_days", "checkpoint_interval_secs", "log_retention_hours", "log_decisions",
+    "log_segment_bytes", "log_flush_interval_ms", "log_queue_capacity", "log_queue_wait_ms", "impression_ttl_secs", "reservation_ttl_secs", "max_profile_identifiers", "click_ttl_secs", "dedup_horizon_days", "checkpoint_interval_secs", "log_retention_hours", "log_decisions",
     "default_consent.personalization", "default_consent.measurement", "trusted_proxies",
 ];
 
@@ -661,6 +668,11 @@ impl<'a> Resolver<'a> {
                 "reservation_ttl_secs",
                 d.reservation_ttl_secs,
                 positive,
+            ),
+            max_profile_identifiers: self.get(
+                "max_profile_identifiers",
+                d.max_profile_identifiers,
+                |v| in_range(v, 10_000),
             ),
             click_ttl_secs: self.get("click_ttl_secs", d.click_ttl_secs, positive),
             dedup_horizon_days: self.get("dedup_horizon_days", d.dedup_horizon_days, positive),

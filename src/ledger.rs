@@ -8,9 +8,12 @@
 //! offset written before it was taken; on start the ledger is loaded and every record
 //! from that offset on is applied again, harmlessly for those already counted.
 
-use crate::delivery::{CampaignLive, Registry};
+use crate::delivery::profiles::{Group, campaign_hash, item_keys};
+use crate::delivery::{CampaignLive, Delivery, Registry};
 use crate::exposure::record::{ConversionType, Kind, Record};
+use crate::identity::IdHash;
 use crate::identity::IdentityHasher;
+use crate::identity::graph::ProfileId;
 use crate::inventory::Inventory;
 use dashmap::DashMap;
 use serde::{Deserialize, Serialize};
@@ -73,8 +76,29 @@ pub struct Ledger {
     campaigns: DashMap<String, CampaignVersion>,
     /// Stock, whose in-unit sales come from `purchase` records.
     inventory: Arc<Inventory>,
-    /// Per-campaign live counters: offers, impressions and clicks per channel.
-    registry: Arc<Registry>,
+    /// Per-campaign live counters (offers, impressions and clicks per channel), the
+    /// identity graph and per-profile memory, which replayed records rebuild.
+    delivery: Arc<Delivery>,
+}
+
+/// What replaying the log needs to know about the campaigns loaded now.
+pub trait Campaigns {
+    /// The campaign's day (days since the epoch in its time zone) at `ms`.
+    fn day_of(&self, campaign: &str, ms: i64) -> i32;
+    /// The campaign's longest frequency-cap window (ms) and holdout share, if loaded.
+    fn delivery_of(&self, campaign: &str) -> Option<(i64, f64)>;
+}
+
+/// For records that need nothing from the campaigns (campaign changes).
+pub struct NoCampaigns;
+
+impl Campaigns for NoCampaigns {
+    fn day_of(&self, _: &str, _: i64) -> i32 {
+        0
+    }
+    fn delivery_of(&self, _: &str) -> Option<(i64, f64)> {
+        None
+    }
 }
 
 /// The last logged change of a campaign.
@@ -123,7 +147,7 @@ impl Ledger {
     pub fn new(
         hasher: IdentityHasher,
         inventory: Arc<Inventory>,
-        registry: Arc<Registry>,
+        delivery: Arc<Delivery>,
     ) -> Ledger {
         Ledger {
             spend: DashMap::new(),
@@ -132,13 +156,13 @@ impl Ledger {
             hasher,
             campaigns: DashMap::new(),
             inventory,
-            registry,
+            delivery,
         }
     }
 
     /// The per-campaign live counters.
     pub fn registry(&self) -> &Arc<Registry> {
-        &self.registry
+        &self.delivery.registry
     }
 
     /// The last logged version of campaign `id`.
@@ -292,13 +316,16 @@ impl Ledger {
     }
 
     /// Applies a record read back from the log. Idempotent: a record whose key is
-    /// already marked changes nothing. `day_of` gives a campaign's day for a time.
-    pub fn apply(&self, r: &Record, day_of: &dyn Fn(&str, i64) -> i32) {
+    /// already marked changes nothing. `campaigns` tells what replay needs to know
+    /// about the loaded campaigns.
+    pub fn apply(&self, r: &Record, campaigns: &dyn Campaigns) {
         if r.kind == Kind::Decision
             && let (Some(campaign), Some(ch)) = (r.campaign.as_deref(), r.channel)
         {
-            CampaignLive::count(&self.registry.get(campaign).offers[ch as usize]);
+            CampaignLive::count(&self.delivery.registry.get(campaign).offers[ch as usize]);
         }
+        self.replay_delivery(r, campaigns);
+        let day_of = |campaign: &str, ms: i64| campaigns.day_of(campaign, ms);
         let event = match r.kind {
             Kind::Impression => Some(Event::Impression),
             Kind::Click => Some(Event::Click),
@@ -325,7 +352,7 @@ impl Ledger {
                 self.charge(campaign, day_of(campaign, r.ts), cost);
             }
             if let (Some(campaign), Some(ch)) = (r.campaign.as_deref(), r.channel) {
-                let live = self.registry.get(campaign);
+                let live = self.delivery.registry.get(campaign);
                 match event {
                     Event::Impression => CampaignLive::count(&live.impressions[ch as usize]),
                     Event::Click => CampaignLive::count(&live.clicks[ch as usize]),
@@ -335,6 +362,71 @@ impl Ledger {
             if event == Event::Purchase {
                 self.note_purchase(r);
             }
+        }
+    }
+
+    /// The identity links, offers served, holdout groups and purchases a record shows.
+    fn replay_delivery(&self, r: &Record, campaigns: &dyn Campaigns) {
+        let d = &self.delivery;
+        let ids: Vec<IdHash> = (r.ids.iter())
+            .map(|l| IdHash {
+                kind: l.kind,
+                hash: l.hash.0,
+            })
+            .collect();
+        match r.kind {
+            // Identifiers are only ever logged with personalisation consent on the
+            // decision side, and a conversion names its profile only when it linked.
+            Kind::Decision | Kind::Nofill | Kind::Control if !ids.is_empty() => {
+                d.link(&ids);
+            }
+            Kind::Conversion if r.profile.is_some() && !ids.is_empty() => {
+                let Some(linked) = d.link(&ids) else { return };
+                if r.conversion_type == Some(ConversionType::Purchase) {
+                    let items = (r.items.iter())
+                        .flat_map(|i| {
+                            item_keys(i.sku.as_deref(), i.category.as_deref(), i.brand.as_deref())
+                        })
+                        .collect();
+                    let at = r.occurred.unwrap_or(r.ts);
+                    d.profiles.purchased(linked.profile.0, at, items);
+                }
+                return;
+            }
+            _ => {}
+        }
+        let (Some(profile), Some(campaign)) = (r.profile, r.campaign.as_deref()) else {
+            return;
+        };
+        let Some((window_ms, holdout)) = campaigns.delivery_of(campaign) else {
+            return;
+        };
+        let p = d
+            .graph
+            .resolve(ProfileId(profile.0))
+            .map_or(profile.0, |p| p.0);
+        let hash = campaign_hash(campaign);
+        match r.kind {
+            Kind::Decision => {
+                if window_ms > 0 {
+                    d.profiles.served(p, hash, r.ts, window_ms);
+                }
+                if holdout > 0.0 {
+                    let group = Group {
+                        control: false,
+                        since_ms: r.ts,
+                    };
+                    d.profiles.note_group(p, hash, group);
+                }
+            }
+            Kind::Control => {
+                let group = Group {
+                    control: true,
+                    since_ms: r.ts,
+                };
+                d.profiles.note_group(p, hash, group);
+            }
+            _ => {}
         }
     }
 
@@ -382,7 +474,7 @@ impl Ledger {
                 .collect(),
             campaigns: self.campaign_versions(),
             sales: self.inventory.sales(),
-            counters: (self.registry.all().into_iter())
+            counters: (self.delivery.registry.all().into_iter())
                 .map(|(id, live)| {
                     let load = |a: &[std::sync::atomic::AtomicU64; 3]| {
                         a.each_ref().map(|c| c.load(Ordering::Relaxed))
@@ -425,7 +517,7 @@ impl Ledger {
             self.inventory.record_sale(&sku, &location, quantity, at);
         }
         for c in cp.counters {
-            let live = self.registry.get(&c.campaign);
+            let live = self.delivery.registry.get(&c.campaign);
             for ch in 0..3 {
                 live.offers[ch].store(c.offers[ch], Ordering::Relaxed);
                 live.impressions[ch].store(c.impressions[ch], Ordering::Relaxed);
@@ -442,7 +534,7 @@ impl Ledger {
         self.conversions.clear();
         self.campaigns.clear();
         self.inventory.clear_sales();
-        for (_, live) in self.registry.all() {
+        for (_, live) in self.delivery.registry.all() {
             for ch in 0..3 {
                 live.offers[ch].store(0, Ordering::Relaxed);
                 live.impressions[ch].store(0, Ordering::Relaxed);

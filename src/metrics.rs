@@ -3,7 +3,8 @@
 
 use crate::exposure::LogMetrics;
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
 };
 
 /// Every metric the server exports, registered in its own registry so that tests can
@@ -19,6 +20,13 @@ pub struct Metrics {
     pub connections_open: IntGauge,
     pub connections_refused: IntCounterVec,
     pub events: IntCounterVec,
+    /// Offers a campaign could not take, by reason (caps, budget, pacing, holdout...).
+    pub offers_skipped: IntCounterVec,
+    /// Identity links refused because a profile would have grown past its bound.
+    pub identity_links_refused: IntCounter,
+    /// Identifiers and profiles in the identity graph.
+    pub identity_identifiers: IntGauge,
+    pub identity_profiles: IntGauge,
     pub log: LogMetrics,
 }
 
@@ -90,8 +98,31 @@ impl Metrics {
             ),
             &["kind"],
         ));
+        let offers_skipped = must(IntCounterVec::new(
+            Opts::new(
+                "offers_skipped_total",
+                "Offers a campaign could not take, by reason: frequency_caps, exclude_purchasers, budget, pacing, holdout.",
+            ),
+            &["reason"],
+        ));
+        let identity_links_refused = must(IntCounter::new(
+            "identity_links_refused_total",
+            "Identity links refused because a profile would exceed max_profile_identifiers.",
+        ));
+        let identity_identifiers = must(IntGauge::new(
+            "identity_identifiers",
+            "Identifiers in the identity graph (updated at checkpoints).",
+        ));
+        let identity_profiles = must(IntGauge::new(
+            "identity_profiles",
+            "Profiles in the identity graph (updated at checkpoints).",
+        ));
         for c in [
-            Box::new(decision_seconds.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(offers_skipped.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(identity_links_refused.clone()),
+            Box::new(identity_identifiers.clone()),
+            Box::new(identity_profiles.clone()),
+            Box::new(decision_seconds.clone()),
             Box::new(decisions.clone()),
             Box::new(offers.clone()),
             Box::new(campaigns_loaded.clone()),
@@ -113,6 +144,10 @@ impl Metrics {
             connections_open,
             connections_refused,
             events,
+            offers_skipped,
+            identity_links_refused,
+            identity_identifiers,
+            identity_profiles,
             log,
         }
     }

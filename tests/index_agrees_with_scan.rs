@@ -54,6 +54,7 @@ fn check(n: usize, seed: u64) {
                 explain: false,
                 full_scan,
                 creative_ok: None,
+                gate: None,
             };
             let (winners, _) = select(&snap, q, &input);
             winners
@@ -108,6 +109,7 @@ fn index_agrees_with_scan_on_mixed_targeting() {
                 explain: false,
                 full_scan,
                 creative_ok: None,
+                gate: None,
             };
             let (winners, _) = select(&snap, q, &input);
             winners

@@ -4,6 +4,7 @@
 //! selects (see [`select`]), seals one tracking token per offer and remembers the
 //! decision for replays of the same transaction.
 
+mod gate;
 mod replay;
 mod request;
 mod response;
@@ -17,12 +18,14 @@ pub use select::{Explain, Winner};
 use crate::campaign::Channel;
 use crate::clock::SharedClock;
 use crate::config::Config;
+use crate::delivery::Delivery;
 use crate::exposure::record::{H128, LoggedId};
 use crate::exposure::{Kind, Record};
 use crate::identity::IdentityHasher;
 use crate::ids::DecisionId;
 use crate::index::{CompiledCreative, SharedSnapshot};
 use crate::inventory::{Availability, Inventory, ONLINE};
+use crate::ledger::Ledger;
 use crate::metrics::Metrics;
 use crate::token::{TokenPayload, TokenSealer};
 use crate::validation::{Detail, Problems};
@@ -88,6 +91,16 @@ pub struct Decider {
     clock: SharedClock,
     metrics: Metrics,
     inventory: Arc<Inventory>,
+    delivery: Arc<Delivery>,
+    ledger: Arc<Ledger>,
+}
+
+/// What the decision path shares with the rest of the server: stock, delivery state
+/// and the ledger's spend.
+pub struct LiveState {
+    pub inventory: Arc<Inventory>,
+    pub delivery: Arc<Delivery>,
+    pub ledger: Arc<Ledger>,
 }
 
 /// Replays kept per generation: bounds memory at roughly 2 × this × 1 KiB.
@@ -101,7 +114,7 @@ impl Decider {
         identity_key: &[u8; 32],
         clock: SharedClock,
         metrics: Metrics,
-        inventory: Arc<Inventory>,
+        live: LiveState,
     ) -> Decider {
         let now = clock.now_ms();
         Decider {
@@ -116,7 +129,9 @@ impl Decider {
             config,
             clock,
             metrics,
-            inventory,
+            inventory: live.inventory,
+            delivery: live.delivery,
+            ledger: live.ledger,
         }
     }
 
@@ -174,6 +189,21 @@ impl Decider {
             });
         }
 
+        // The profile: identifiers seen together are linked (not in a preview, which
+        // changes nothing), and the request is served as the profile they resolve to.
+        let profile = if !req.personalization || req.ids.is_empty() {
+            None
+        } else if req.test {
+            (req.ids.iter()).find_map(|&h| self.delivery.graph.profile_of(h).map(|p| p.0))
+        } else {
+            self.delivery.link(&req.ids).map(|l| {
+                if l.refused {
+                    self.metrics.identity_links_refused.inc();
+                }
+                l.profile.0
+            })
+        };
+
         let snap = self.snapshot.load();
         let id = DecisionId::mint(now);
         let location = match (req.channel, &req.query.store_id) {
@@ -186,6 +216,18 @@ impl Decider {
                 .as_ref()
                 .is_none_or(|p| self.inventory.availability(&p.sku, &location).can_offer())
         };
+        let gate = gate::LiveGate {
+            delivery: &self.delivery,
+            ledger: &self.ledger,
+            metrics: &self.metrics,
+            profile,
+            holdout_eligible: req.personalization && req.measurement,
+            channel: req.channel,
+            now_ms: now,
+            seed: id.0 as u64,
+            dry_run: req.test,
+            controls: Default::default(),
+        };
         let input = SelectionInput {
             decision: id,
             slots: req.slots,
@@ -193,6 +235,7 @@ impl Decider {
             explain: req.explain,
             full_scan: false,
             creative_ok: Some(&in_stock),
+            gate: Some(&gate),
         };
         let (mut winners, explain) = select::select(&snap, &req.query, &input);
         if let Some(forced) = &req.force_creative {
@@ -211,6 +254,7 @@ impl Decider {
                     campaign,
                     creative,
                     ecpm,
+                    reserved: 0,
                 },
             );
             winners.truncate(req.slots as usize);
@@ -219,7 +263,9 @@ impl Decider {
             }
         }
 
-        let profile = req.ids.first().filter(|_| req.measurement).map(|h| h.hash);
+        let controls = gate.controls.into_inner();
+        // Tokens and records name the profile only with measurement consent.
+        let logged_profile = profile.filter(|_| req.measurement);
         let offers = winners
             .into_iter()
             .map(|w| {
@@ -230,7 +276,7 @@ impl Decider {
                     slot: w.slot,
                     campaign: c.id.to_string(),
                     creative: creative.id.to_string(),
-                    profile,
+                    profile: logged_profile,
                     channel: req.channel,
                     placement: req.placement.clone(),
                     location: location.clone(),
@@ -242,7 +288,7 @@ impl Decider {
                         .as_ref()
                         .map(|p| (p.sku.clone(), p.price.0)),
                     issued_ms: now,
-                    reserved: 0,
+                    reserved: w.reserved,
                 });
                 let purchasable = creative.doc.product.as_ref().is_some_and(|p| {
                     matches!(
@@ -278,7 +324,12 @@ impl Decider {
         if let Some(key) = replay_key
             && let Err(first) = self.replay.insert_or_get(key, decision.clone(), now)
         {
-            // A concurrent request for the same transaction won: answer with its decision.
+            // A concurrent request for the same transaction won: answer with its decision,
+            // and give back what this one reserved.
+            for o in &decision.offers {
+                let c = &o.winner.campaign;
+                (self.delivery.budgets).settle(&c.live, now, o.winner.reserved);
+            }
             decision = first;
             self.count(req.channel, "replay", &[]);
             return Ok(Outcome {
@@ -296,7 +347,22 @@ impl Decider {
             "fill"
         };
         self.count(req.channel, outcome, &decision.offers);
-        let records = decision_records(&decision, &req, &location, now);
+        if let Some(p) = profile {
+            // Frequency caps count offers served to the profile.
+            for o in &decision.offers {
+                let c = &o.winner.campaign;
+                if c.cap_window_ms > 0 {
+                    (self.delivery.profiles).served(p, c.id_hash, now, c.cap_window_ms);
+                }
+            }
+        }
+        let logged = Logged {
+            req: &req,
+            profile: logged_profile,
+            location: &location,
+            now,
+        };
+        let records = decision_records(&decision, &controls, &logged);
         Ok(Outcome {
             decision,
             explain,
@@ -336,48 +402,65 @@ impl Decider {
     }
 }
 
-/// The log records of a fresh decision. Without measurement consent they keep
-/// campaign, creative, channel and price, but no identifier, profile or order id.
+/// What every record of one decision shares.
+struct Logged<'a> {
+    req: &'a ValidRequest,
+    /// The profile, with measurement consent.
+    profile: Option<u128>,
+    location: &'a str,
+    now: i64,
+}
+
+/// The log records of a fresh decision: a `decision` per offer (or one `nofill`), then
+/// a `control` per held-out campaign. Without measurement consent they keep campaign,
+/// creative, channel and price, but no identifier, profile or order id.
 fn decision_records(
     decision: &Decision,
-    req: &ValidRequest,
-    location: &str,
-    now: i64,
+    controls: &[(u8, Arc<crate::index::CompiledCampaign>)],
+    l: &Logged,
 ) -> Vec<Record> {
-    // The request's identifiers are written once per decision (on its first record):
-    // they say which identifiers were seen together, the same for every slot.
-    let base = |kind: Kind, first: bool| {
-        let mut r = Record::new(kind, now);
+    let req = l.req;
+    let base = |kind: Kind| {
+        let mut r = Record::new(kind, l.now);
         r.decision_id = Some(H128(decision.id.0));
         r.placement = Some(req.placement.clone());
         r.channel = Some(req.channel);
-        r.location = Some(location.to_string());
+        r.location = Some(l.location.to_string());
         if req.measurement {
-            r.profile = req.ids.first().map(|h| H128(h.hash));
-            if first {
-                r.ids = req.ids.iter().map(|&h| LoggedId::from(h)).collect();
-            }
+            r.profile = l.profile.map(H128);
             r.transaction_id = Some(req.transaction_id.clone());
         }
         r
     };
-    if decision.offers.is_empty() {
-        return vec![base(Kind::Nofill, true)];
-    }
-    decision
-        .offers
-        .iter()
-        .enumerate()
-        .map(|(i, o)| {
+    let campaign = |r: &mut Record, c: &crate::index::CompiledCampaign| {
+        r.campaign = Some(c.id.to_string());
+        r.advertiser = Some(c.advertiser.to_string());
+        r.model = Some(c.bid.model);
+        r.price = Some(c.price().0);
+    };
+    let mut records: Vec<Record> = (decision.offers.iter())
+        .map(|o| {
             let c = &o.winner.campaign;
-            let mut r = base(Kind::Decision, i == 0);
+            let mut r = base(Kind::Decision);
             r.slot = Some(o.winner.slot);
-            r.campaign = Some(c.id.to_string());
+            campaign(&mut r, c);
             r.creative = Some(c.creatives[o.winner.creative].id.to_string());
-            r.advertiser = Some(c.advertiser.to_string());
-            r.model = Some(c.bid.model);
-            r.price = Some(c.price().0);
             r
         })
-        .collect()
+        .collect();
+    if records.is_empty() {
+        records.push(base(Kind::Nofill));
+    }
+    records.extend(controls.iter().map(|(slot, c)| {
+        let mut r = base(Kind::Control);
+        r.slot = Some(*slot);
+        campaign(&mut r, c);
+        r
+    }));
+    // The identifiers seen together are written once per decision, on its first
+    // record: the same for every slot, and what a replay links again.
+    if req.measurement {
+        records[0].ids = req.ids.iter().map(|&h| LoggedId::from(h)).collect();
+    }
+    records
 }

@@ -9,6 +9,7 @@
 //!
 //! Only winners (and `explain`) read the full [`CompiledCampaign`].
 
+use crate::campaign::Channel;
 use crate::config::PlacementRules;
 use crate::ids::DecisionId;
 use crate::index::{
@@ -31,6 +32,27 @@ pub struct Winner {
     pub creative: usize,
     /// Micros per thousand impressions, as ranked.
     pub ecpm: i64,
+    /// The expected cost reserved from the campaign's budget for this offer.
+    pub reserved: i64,
+}
+
+/// What the live checks say about a campaign that passed every static one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Admission {
+    /// Serve it; this much of its budget is now reserved.
+    Serve { reserved: i64 },
+    /// Not now (frequency cap, suppression, budget, pacing).
+    Skip(Stage),
+    /// The profile is in the campaign's holdout control group: log a control record
+    /// for this slot, show nothing, and let the next candidate take the slot.
+    Control,
+}
+
+/// The live checks of delivery (caps, suppression, holdout, budget and pacing), asked
+/// in the slot walk for each campaign about to take a slot. Kept behind a trait so
+/// selection stays a pure function of the snapshot and whatever the caller checks.
+pub trait Gate {
+    fn admit(&self, campaign: &Arc<CompiledCampaign>, slot: u8, ecpm: i64) -> Admission;
 }
 
 /// Why campaigns were removed, stage by stage (admin `explain`).
@@ -86,6 +108,8 @@ pub struct SelectionInput<'a> {
     /// Whether a creative can be shown here (product stock at the request's location);
     /// `None` when every creative can.
     pub creative_ok: Option<&'a dyn Fn(&CompiledCreative) -> bool>,
+    /// Live delivery checks; `None` admits every campaign.
+    pub gate: Option<&'a dyn Gate>,
 }
 
 /// The creative a winner shows: the one its tie-break hash points at, or the next
@@ -154,8 +178,14 @@ impl Rules {
     }
 
     /// The placement's floor and blocklists for campaign `idx`; its eCPM when it passes.
-    fn apply(&self, snap: &Snapshot, idx: u32) -> Result<i64, Stage> {
-        let ecpm = snap.hot(idx).ecpm(PRIOR_CTR);
+    /// A cpc campaign is valued at its learned CTR on `channel`.
+    fn apply(&self, snap: &Snapshot, idx: u32, channel: Option<Channel>) -> Result<i64, Stage> {
+        let hot = snap.hot(idx);
+        let ctr = match channel {
+            Some(ch) if hot.is_cpc() => snap.campaign(idx).live.ctr(ch),
+            _ => PRIOR_CTR,
+        };
+        let ecpm = hot.ecpm(ctr);
         if self.floor.is_some_and(|floor| ecpm < floor) {
             return Err(Stage::PlacementFloor);
         }
@@ -227,7 +257,7 @@ fn select_with(
         let h = snap.hot(idx);
         let verdict = snap
             .check(idx, &b.query, &mut b.times)
-            .and_then(|()| b.rules.apply(snap, idx));
+            .and_then(|()| b.rules.apply(snap, idx, b.query.channel));
         match verdict {
             Ok(ecpm) => ranked.push(Ranked {
                 priority: h.priority,
@@ -280,12 +310,33 @@ fn select_with(
             }
             continue;
         };
+        let slot = winners.len() as u8;
+        let admission = input.gate.map_or(Admission::Serve { reserved: 0 }, |g| {
+            g.admit(c, slot, r.ecpm)
+        });
+        let refused = match admission {
+            Admission::Serve { .. } => None,
+            Admission::Skip(stage) => Some(stage),
+            // Held out: the advertiser and category stay free for the next candidate.
+            Admission::Control => Some(Stage::Holdout),
+        };
+        if let Some(stage) = refused {
+            if let Some(rm) = removals.as_mut() {
+                rm.add(stage, &c.id);
+            }
+            continue;
+        }
+        let reserved = match admission {
+            Admission::Serve { reserved } => reserved,
+            _ => 0,
+        };
         seated.push(owner);
         winners.push(Winner {
-            slot: winners.len() as u8,
+            slot,
             campaign: c.clone(),
             creative,
             ecpm: r.ecpm,
+            reserved,
         });
     }
 

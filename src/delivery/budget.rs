@@ -122,13 +122,36 @@ impl Budgets {
     }
 
     /// Admits one offer of the campaign whose live state is `live` and reserves its
-    /// expected cost, or says why not.
+    /// expected cost, or says why not (and counts the refusal).
     pub fn admit(
         &self,
         live: &CampaignLive,
         limits: Limits,
         spent: Spent,
         ask: Ask,
+    ) -> Result<(), Refusal> {
+        self.decide(live, limits, spent, ask, true)
+    }
+
+    /// What [`Budgets::admit`] would answer, without reserving or counting anything
+    /// (admin previews, and a holdout control that takes no budget).
+    pub fn would_admit(
+        &self,
+        live: &CampaignLive,
+        limits: Limits,
+        spent: Spent,
+        ask: Ask,
+    ) -> Result<(), Refusal> {
+        self.decide(live, limits, spent, ask, false)
+    }
+
+    fn decide(
+        &self,
+        live: &CampaignLive,
+        limits: Limits,
+        spent: Spent,
+        ask: Ask,
+        reserve: bool,
     ) -> Result<(), Refusal> {
         if limits.daily.is_none() && limits.total.is_none() {
             return Ok(());
@@ -155,9 +178,12 @@ impl Budgets {
         };
         match refusal {
             None => {
-                ring.add(now, ask.expected);
+                if reserve {
+                    ring.add(now, ask.expected);
+                }
                 Ok(())
             }
+            Some(r) if !reserve => Err(r),
             Some(r) => {
                 drop(ring);
                 let counter = match r {

@@ -14,6 +14,8 @@ pub mod profiles;
 pub mod stats;
 
 use crate::campaign::Channel;
+use crate::identity::IdHash;
+use crate::identity::graph::{GraphConfig, IdentityGraph, Linked};
 use dashmap::DashMap;
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -63,15 +65,28 @@ pub struct Delivery {
     pub registry: Arc<Registry>,
     pub budgets: budget::Budgets,
     pub profiles: profiles::Profiles,
+    /// Identifiers seen together, as profiles.
+    pub graph: IdentityGraph,
 }
 
 impl Delivery {
-    pub fn new(reservation_ttl_ms: i64) -> Delivery {
+    pub fn new(reservation_ttl_ms: i64, graph: GraphConfig) -> Delivery {
         Delivery {
             registry: Arc::default(),
             budgets: budget::Budgets::new(reservation_ttl_ms),
             profiles: profiles::Profiles::default(),
+            graph: IdentityGraph::new(graph),
         }
+    }
+
+    /// Links identifiers seen together (with personalisation consent) and merges the
+    /// per-profile memory of any profiles the link joined; returns the profile.
+    pub fn link(&self, ids: &[IdHash]) -> Option<Linked> {
+        let linked = self.graph.link(ids)?;
+        for m in &linked.merged {
+            self.profiles.merge(m.absorbed.0, m.into.0);
+        }
+        Some(linked)
     }
 }
 

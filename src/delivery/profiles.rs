@@ -155,6 +155,12 @@ impl Profiles {
     pub fn served(&self, profile: u128, campaign: u64, at_ms: i64, keep_ms: i64) {
         let mut memory = self.map.entry(profile).or_default();
         let c = memory.campaign(campaign);
+        // Replaying a record already in a checkpoint must not count it twice: two
+        // offers of one campaign to one profile in the same millisecond do not happen
+        // (one decision shows a campaign once), so an equal time is that same offer.
+        if c.served.binary_search(&at_ms).is_ok() {
+            return;
+        }
         let pos = c.served.partition_point(|&t| t <= at_ms);
         c.served.insert(pos, at_ms);
         let cutoff = c.served.partition_point(|&t| t <= at_ms - keep_ms);
@@ -176,6 +182,22 @@ impl Profiles {
         })
     }
 
+    /// The group [`Profiles::holdout`] would give, without deciding it (previews).
+    pub fn peek_holdout(&self, profile: u128, campaign: u64, percent: f64) -> bool {
+        let stored = self.map.get(&profile).and_then(|m| {
+            (m.campaigns.iter())
+                .find(|c| c.campaign == campaign)
+                .and_then(|c| c.holdout)
+        });
+        match stored {
+            Some(g) => g.control,
+            None => {
+                let draw = xxh3_64_with_seed(&profile.to_le_bytes(), campaign) % 10_000;
+                (draw as f64) < percent * 100.0
+            }
+        }
+    }
+
     /// Records a group read back from the log (replay), unless one is already known.
     pub fn note_group(&self, profile: u128, campaign: u64, group: Group) {
         let mut memory = self.map.entry(profile).or_default();
@@ -188,6 +210,9 @@ impl Profiles {
     /// Remembers a purchase (its items as [`item_keys`]).
     pub fn purchased(&self, profile: u128, at_ms: i64, items: Vec<u64>) {
         let mut memory = self.map.entry(profile).or_default();
+        if (memory.purchases.iter()).any(|p| p.at_ms == at_ms && p.items == items) {
+            return; // the same purchase replayed
+        }
         let pos = memory.purchases.partition_point(|p| p.at_ms <= at_ms);
         memory.purchases.insert(pos, Purchase { at_ms, items });
         let excess = memory.purchases.len().saturating_sub(MAX_PURCHASES);

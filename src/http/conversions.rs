@@ -4,7 +4,9 @@ use super::codec::{Body, Codec, read_body};
 use super::error::ApiError;
 use crate::app::App;
 use crate::conversion::{self, Rules};
+use crate::delivery::profiles::item_keys;
 use crate::exposure::Kind;
+use crate::exposure::record::{ConversionType, H128};
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use serde::Serialize;
@@ -58,6 +60,7 @@ pub async fn post(app: &App, req: Request<Incoming>) -> Result<Response<Body>, A
     let mut fresh = Vec::with_capacity(batch.len());
     let mut keys = Vec::with_capacity(batch.len());
     let mut in_batch = HashSet::with_capacity(batch.len());
+    let mut purchases = Vec::new();
     for c in &batch {
         let key = app
             .ledger
@@ -66,7 +69,20 @@ pub async fn post(app: &App, req: Request<Incoming>) -> Result<Response<Body>, A
             continue;
         }
         keys.push((key, c.occurred_ms));
-        fresh.push(c.record(now, &app.config.currency));
+        let mut record = c.record(now, &app.config.currency);
+        // With personalisation consent the identifiers of one order are one customer,
+        // and the purchase feeds suppression.
+        let profile = (c.personalization && !c.ids.is_empty())
+            .then(|| app.delivery.link(&c.ids))
+            .flatten()
+            .map(|l| l.profile.0);
+        if c.measurement {
+            record.profile = profile.map(H128);
+        }
+        if let (Some(p), ConversionType::Purchase) = (profile, c.kind) {
+            purchases.push((p, c));
+        }
+        fresh.push(record);
     }
     let duplicates = batch.len() - fresh.len();
     if !fresh.is_empty() {
@@ -80,6 +96,16 @@ pub async fn post(app: &App, req: Request<Incoming>) -> Result<Response<Body>, A
         // client's retry into a "duplicate".
         for (key, occurred) in keys {
             app.ledger.first_conversion(key, occurred);
+        }
+        for (profile, c) in purchases {
+            let items = (c.items.iter())
+                .flat_map(|i| {
+                    item_keys(i.sku.as_deref(), i.category.as_deref(), i.brand.as_deref())
+                })
+                .collect();
+            app.delivery
+                .profiles
+                .purchased(profile, c.occurred_ms, items);
         }
         app.metrics
             .events

@@ -5,6 +5,7 @@ use super::query::Query;
 use crate::campaign::{
     Bid, BidModel, Campaign, Channel, Creative, CreativeKind, CustomerFilter, Status, Weekday,
 };
+use crate::delivery::CampaignLive;
 use crate::money::Micros;
 use chrono::{Datelike, TimeZone, Timelike};
 use chrono_tz::Tz;
@@ -32,6 +33,11 @@ pub enum Stage {
     PlacementBlocked,
     Stock,
     Separation,
+    FrequencyCap,
+    Suppressed,
+    Budget,
+    Pacing,
+    Holdout,
 }
 
 impl Stage {
@@ -56,6 +62,11 @@ impl Stage {
             Stage::PlacementBlocked => "placement_blocklist",
             Stage::Stock => "stock",
             Stage::Separation => "separation",
+            Stage::FrequencyCap => "frequency_caps",
+            Stage::Suppressed => "exclude_purchasers",
+            Stage::Budget => "budget",
+            Stage::Pacing => "pacing",
+            Stage::Holdout => "holdout",
         }
     }
 }
@@ -112,6 +123,15 @@ pub struct CompiledCampaign {
     pub creatives: Box<[CompiledCreative]>,
     /// The document as validated, for the API and the log.
     pub doc: Arc<Campaign>,
+    /// xxh3 of the id: per-profile memory and tie-breaks key campaigns by it.
+    pub id_hash: u64,
+    /// Live counters (offers, impressions, clicks, reservations), shared with every
+    /// other compiled version of this campaign; see [`crate::delivery`].
+    pub live: Arc<CampaignLive>,
+    /// The `conversion` rule as item keys, for purchase suppression.
+    pub conversion_keys: Box<[u64]>,
+    /// The longest frequency-cap window (ms): how long served offers are remembered.
+    pub cap_window_ms: i64,
 }
 
 fn boxed(list: &[String]) -> Box<[Box<str>]> {
@@ -190,8 +210,22 @@ impl CompiledCampaign {
                     doc: c.clone(),
                 })
                 .collect(),
+            id_hash: xxhash_rust::xxh3::xxh3_64(doc.id.as_bytes()),
+            live: Arc::default(),
+            conversion_keys: crate::delivery::profiles::rule_keys(&doc.conversion).into(),
+            cap_window_ms: (doc.frequency_caps.iter())
+                .map(|c| c.per_seconds as i64 * 1000)
+                .max()
+                .unwrap_or(0),
             doc,
         }
+    }
+
+    /// Shares `live` counters with the other versions of this campaign (the registry's
+    /// entry for its id), so replacing the campaign keeps them.
+    pub fn with_live(mut self, live: Arc<CampaignLive>) -> CompiledCampaign {
+        self.live = live;
+        self
     }
 
     /// The value of one impression of this campaign in micros per thousand, given the

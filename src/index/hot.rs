@@ -72,6 +72,11 @@ impl Hot {
         self.channels
     }
 
+    /// Ranked by bid × predicted CTR (the learned rate is read per decision).
+    pub fn is_cpc(&self) -> bool {
+        self.bid_model == BidModel::Cpc
+    }
+
     /// Whether the lists are held in `words`: at most [`INLINE`] lists, one value each.
     fn is_inline(present: u16, single: u16) -> bool {
         present == single && present.count_ones() as usize <= INLINE

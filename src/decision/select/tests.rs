@@ -91,6 +91,7 @@ fn select_agrees_with_the_reference_in_every_mode() {
             explain: false,
             full_scan: false,
             creative_ok: None,
+            gate: None,
         };
         let (expected, order) = reference(&snap, q, &input);
         filled += expected.len();

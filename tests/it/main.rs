@@ -3,6 +3,7 @@
 //!
 //! - `crash`: kill -9 during conversions, torn tails, graceful stops: nothing acknowledged is lost.
 //! - `decisions`: offers on every channel from the sample set, codecs, replays, explain and preview.
+//! - `delivery`: one profile across channels, caps, budgets and pacing over simulated days, suppression, holdouts, learned CTR.
 //! - `targeting`: every targeting predicate matching and not matching.
 //! - `slots`: multi-slot walks, advertiser and competitive separation, ranking, floors and blocklists.
 //! - `bad_input`: malformed, wrong-typed, oversized and hostile requests get precise 4xx errors.
@@ -14,6 +15,7 @@
 mod bad_input;
 mod crash;
 mod decisions;
+mod delivery;
 mod exposure;
 mod inventory;
 mod lifecycle;

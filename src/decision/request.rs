@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 /// The request as posted. Every field is optional here so that validation can report
 /// all missing ones at once; unknown fields are refused so a typo never goes unnoticed.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DecisionRequest {
     pub placement: Option<String>,
@@ -24,7 +24,7 @@ pub struct DecisionRequest {
     pub force_creative: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Transaction {
     pub id: Option<String>,
@@ -34,7 +34,7 @@ pub struct Transaction {
     pub items: Option<Vec<Item>>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Item {
     pub sku: Option<String>,
@@ -45,7 +45,7 @@ pub struct Item {
     pub quantity: Option<i64>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Customer {
     pub ids: Option<Ids>,
@@ -53,7 +53,7 @@ pub struct Customer {
     pub new_customer: Option<bool>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Ids {
     pub email: Option<String>,
@@ -65,7 +65,7 @@ pub struct Ids {
     pub customer_id: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Context {
     pub country: Option<String>,

@@ -75,7 +75,12 @@ pub async fn post(app: &App, req: Request<Incoming>) -> Result<Response<Body>, A
         let profile = (c.personalization && !c.ids.is_empty())
             .then(|| app.delivery.link(&c.ids))
             .flatten()
-            .map(|l| l.profile.0);
+            .map(|l| {
+                if l.refused {
+                    app.metrics.identity_links_refused.inc();
+                }
+                l.profile.0
+            });
         if c.measurement {
             record.profile = profile.map(H128);
         }

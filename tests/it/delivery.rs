@@ -411,3 +411,54 @@ async fn clicks_move_a_cpc_campaign_up_the_ranking() {
     let (_, d) = s.decide(&ask("C-10", "app", json!({}))).await;
     assert_eq!(offered(&d), ["by-cpm", "by-cpc"]);
 }
+
+#[tokio::test]
+async fn a_shared_test_card_cannot_glue_shoppers_together() {
+    let capped = offer(
+        "capped",
+        json!({"frequency_caps": [{"max": 1, "per_seconds": 86400}]}),
+    );
+    let s = TestServer::builder()
+        .config(|c| c.max_profile_identifiers = 4)
+        .writable_campaigns(&[capped])
+        .start()
+        .await;
+    // Forty shoppers pay with the store's test card at the till.
+    for i in 0..40 {
+        let c = conversion(
+            &format!("POS-T-{i}"),
+            json!({"customer": {"ids": {"loyalty_id": format!("L-{i}"), "payment_token": "tok_test_card"}}}),
+        );
+        assert_eq!(s.convert(&c).await.0, 202);
+    }
+    let m = s.metrics().await;
+    let refused: u64 = m
+        .lines()
+        .find_map(|l| l.strip_prefix("aftercart_identity_links_refused_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap();
+    assert!(
+        refused >= 30,
+        "links past the bound are refused and counted: {refused}"
+    );
+    // Most shoppers stay apart: one being capped does not cap the others.
+    let (_, d) = s
+        .decide(&ask("G-0", "online", json!({"loyalty_id": "L-30"})))
+        .await;
+    assert!(shows(&d, "capped"));
+    let mut still_served = 0;
+    for i in 0..40 {
+        let (_, d) = s
+            .decide(&ask(
+                &format!("G-{i}-b"),
+                "online",
+                json!({"loyalty_id": format!("L-{i}")}),
+            ))
+            .await;
+        still_served += usize::from(shows(&d, "capped"));
+    }
+    assert!(
+        still_served >= 30,
+        "only the few glued before the bound share a cap: {still_served}"
+    );
+}

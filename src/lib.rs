@@ -8,7 +8,7 @@
 //! - [`config`]: settings from defaults, a TOML file, `AFTERCART_*` and flags.
 //! - [`campaign`]: the campaign document, its validation, the campaigns folder.
 //! - [`index`]: compiled campaigns and their compact records, inverted targeting
-//!   indexes, the published snapshot.
+//!   indexes, the published snapshot and its incremental publisher.
 //! - [`decision`]: request validation, selection (eligibility, ranking, slots), replays.
 //! - [`token`]: sealed tracking tokens for impression, click and purchase URLs.
 //! - [`tracking`]: impression and click events, counted once and charged.

@@ -10,6 +10,10 @@
 //!
 //! Values are the snapshot's numbers (see [`super::intern`]), so a lookup is an array
 //! index rather than a string hash.
+//!
+//! Each layer of a snapshot (see [`super::delta`]) has its own index: a delta's is
+//! sized over the base's numbers and its overlay's, and posts campaign indexes that
+//! continue after the base's, so gathering from both layers fills one candidate list.
 
 use super::hot::HotSet;
 use super::intern::{Dictionary, List};
@@ -41,6 +45,10 @@ struct Postings {
 impl Postings {
     /// From `(value, campaign)` pairs in campaign order, values below `values`.
     fn build(values: usize, pairs: &[(u32, u32)]) -> Postings {
+        if pairs.is_empty() {
+            // Most of a small delta's dimensions: no table sized over every value.
+            return Postings::default();
+        }
         let mut starts = vec![0u32; values + 1];
         for &(v, _) in pairs {
             starts[v as usize + 1] += 1;
@@ -93,27 +101,30 @@ pub struct TargetingIndex {
 }
 
 impl TargetingIndex {
-    /// Posts every campaign. Inactive campaigns (and any whose flight is empty) are not
-    /// posted: they can never match.
-    pub fn build(hot: &HotSet, dict: &Dictionary) -> Self {
+    /// Posts every campaign of `hot` as `first` + its index there. Inactive campaigns
+    /// (and any whose flight is empty) are not posted: they can never match. `dict`
+    /// numbered the campaigns' values (for a delta, the overlay, whose numbers end where
+    /// the extended range does).
+    pub fn build(hot: &HotSet, dict: &Dictionary, first: u32) -> Self {
         let mut by_value: [Vec<(u32, u32)>; 7] = Default::default();
         let mut by_placement: [Vec<(u32, u32)>; 3] = Default::default();
-        let any_placement = dict.placements.len() as u32;
+        let any_placement = u32::try_from(dict.placements.end()).expect("placement count");
         let mut scratch = Vec::new();
-        for idx in 0..hot.len() as u32 {
-            let h = hot.get(idx);
+        for local in 0..hot.len() as u32 {
+            let h = hot.get(local);
+            let idx = first + local;
             if !h.can_serve() {
                 continue;
             }
             if let Some(d) = DIMENSIONS
                 .iter()
-                .position(|&l| !hot.list(idx, l).is_empty())
+                .position(|&l| !hot.list(local, l).is_empty())
             {
-                let values = distinct(hot.list(idx, DIMENSIONS[d]), &mut scratch);
+                let values = distinct(hot.list(local, DIMENSIONS[d]), &mut scratch);
                 by_value[d].extend(values.iter().map(|&v| (v, idx)));
                 continue;
             }
-            let placements = distinct(hot.list(idx, List::Placements), &mut scratch);
+            let placements = distinct(hot.list(local, List::Placements), &mut scratch);
             for ch in Channel::ALL {
                 if h.channels() & ch.bit() == 0 {
                     continue;
@@ -126,21 +137,21 @@ impl TargetingIndex {
                 }
             }
         }
-        let sizes = DIMENSIONS.map(|l| dict.list(l).len());
+        let sizes = DIMENSIONS.map(|l| dict.list(l).end());
         TargetingIndex {
             by_value: std::array::from_fn(|d| Postings::build(sizes[d], &by_value[d])),
             by_placement: std::array::from_fn(|ch| {
-                Postings::build(dict.placements.len() + 1, &by_placement[ch])
+                Postings::build(any_placement as usize + 1, &by_placement[ch])
             }),
             any_placement,
         }
     }
 
-    /// Every campaign that could match `q`, in posting order (not sorted). Returns
-    /// whether a campaign may appear more than once: only when it is posted under
-    /// several values of one dimension and the request holds more than one of them.
+    /// Appends every campaign that could match `q`, in posting order (not sorted).
+    /// Returns whether a campaign may appear more than once: only when it is posted
+    /// under several values of one dimension and the request holds more than one of
+    /// them.
     pub fn gather(&self, q: &NumberedQuery, out: &mut Vec<u32>) -> bool {
-        out.clear();
         let mut may_repeat = false;
         for (d, postings) in DIMENSIONS.iter().zip(self.by_value.iter()) {
             if postings.campaigns.is_empty() {
@@ -168,7 +179,9 @@ impl TargetingIndex {
             // A campaign is posted under its placements or under "any", never both, and
             // the request names one placement: these lists never repeat a campaign.
             let postings = &self.by_placement[ch as usize];
-            if let Some(p) = q.placement {
+            // A placement numbered by a delta's overlay can equal this (base) index's
+            // "any" number: it is no placement of this layer's campaigns.
+            if let Some(p) = q.placement.filter(|&p| p < self.any_placement) {
                 out.extend_from_slice(postings.get(p));
             }
             out.extend_from_slice(postings.get(self.any_placement));

@@ -19,9 +19,11 @@
 //! selection reads both through the same calls.
 //!
 //! The alternative, persistent (structurally shared) postings and records, would make
-//! each change cheaper still but every lookup dearer and the code much larger; a delta
-//! costs the decision path one predictable branch per campaign read and, while a base
-//! campaign is dead, one bit test per gathered candidate.
+//! each change cheaper still but every lookup dearer and the code much larger. A delta
+//! costs the decision path one predictable branch per campaign read, a lookup in the
+//! delta's postings per request value and, while base campaigns are dead, a bit test
+//! per request value (only lists holding a dead campaign are filtered: see
+//! `postings::Dead`).
 //!
 //! Each change rebuilds the delta, so a delta that keeps growing would make publishing
 //! slower and slower: past [`Snapshot::compaction_threshold`] pending changes the
@@ -41,50 +43,6 @@ pub const MIN_COMPACTION_THRESHOLD: usize = 1024;
 /// the base: a compaction costs as much as a full build, so it should be rarer the
 /// larger the set, while the delta stays a thirty-second of the base at most.
 pub const COMPACTION_DIVISOR: usize = 32;
-
-/// A bit per base campaign index: set when it is no longer live.
-#[derive(Clone, Default)]
-pub(super) struct DeadSet {
-    words: Vec<u64>,
-    count: usize,
-}
-
-impl DeadSet {
-    #[inline]
-    pub fn contains(&self, idx: u32) -> bool {
-        let word = self.words.get(idx as usize / 64).copied().unwrap_or(0);
-        word & (1 << (idx % 64)) != 0
-    }
-
-    pub fn insert(&mut self, idx: u32) {
-        let w = idx as usize / 64;
-        if self.words.len() <= w {
-            self.words.resize(w + 1, 0);
-        }
-        let bit = 1 << (idx % 64);
-        if self.words[w] & bit == 0 {
-            self.words[w] |= bit;
-            self.count += 1;
-        }
-    }
-
-    pub fn count(&self) -> usize {
-        self.count
-    }
-
-    /// Drops the dead indexes from `idxs`. Without branching on each verdict: dead ones
-    /// are few and scattered, so a branch would be cheap to predict but a mispredicted
-    /// one costs as much as the whole pass over a request's candidates.
-    pub fn remove_from(&self, idxs: &mut Vec<u32>) {
-        let mut kept = 0;
-        for read in 0..idxs.len() {
-            let idx = idxs[read];
-            idxs[kept] = idx;
-            kept += usize::from(!self.contains(idx));
-        }
-        idxs.truncate(kept);
-    }
-}
 
 /// The net effect of a sequence of changes: per campaign id, its last version, or
 /// `None` when it was last removed. Merging changes first means a compaction re-applies
@@ -137,15 +95,15 @@ impl Snapshot {
     ) -> Snapshot {
         let mut changes = Changes::default();
         changes.add(upserts, removals);
-        self.with(&changes)
+        self.with_merged(&changes)
     }
 
     /// This snapshot with `changes` applied (see [`Snapshot::with_changes`]).
-    pub fn with(&self, changes: &Changes) -> Snapshot {
+    pub fn with_merged(&self, changes: &Changes) -> Snapshot {
         let mut dead = self.dead.clone();
         for id in changes.net.keys() {
             if let Some(&i) = self.base.by_id.get(id) {
-                dead.insert(i);
+                dead.insert(i, &self.base.index, &self.base.hot);
             }
         }
         // The delta keeps its order, replaced campaigns in place, so an unrelated change
@@ -206,20 +164,6 @@ impl Snapshot {
 mod tests {
     use super::*;
 
-    #[test]
-    fn the_dead_set_counts_each_index_once() {
-        let mut d = DeadSet::default();
-        assert!(!d.contains(5));
-        d.insert(5);
-        d.insert(5);
-        d.insert(200);
-        assert!(d.contains(5) && d.contains(200) && !d.contains(6) && !d.contains(10_000));
-        assert_eq!(d.count(), 2);
-        let mut idxs = vec![200, 1, 5, 5, 7, 10_000, 200];
-        d.remove_from(&mut idxs);
-        assert_eq!(idxs, [1, 7, 10_000]);
-    }
-
     /// A compaction applies what was published meanwhile as one merged [`Changes`]: the
     /// last word on each id must win, whatever came before it.
     #[test]
@@ -240,7 +184,7 @@ mod tests {
         );
         changes.add(&[], &[v1[2].id.clone()]);
         changes.add(&[v1[2].clone(), v2[3].clone()], &[]);
-        let next = snap.with(&changes);
+        let next = snap.with_merged(&changes);
         let live: Vec<_> = next.campaigns().map(|c| c.id.to_string()).collect();
         // The delta keeps 2 in place; the others join in the order first upserted.
         assert_eq!(live, ["synth-2", "synth-3", "synth-0"]);

@@ -35,8 +35,8 @@ pub use publish::{CompactionStats, Publisher};
 pub use query::{NumberedQuery, Query};
 
 use arc_swap::ArcSwap;
-use delta::DeadSet;
 use layer::Layer;
+use postings::Dead;
 use std::sync::Arc;
 
 /// An immutable, indexed campaign set.
@@ -53,7 +53,7 @@ pub struct Snapshot {
     base: Arc<Layer>,
     delta: Layer,
     /// Base indexes that are no longer live.
-    dead: DeadSet,
+    dead: Dead,
     /// `base.len()`, where the delta's indexes start: read for every candidate, so kept
     /// here rather than behind the base's pointer.
     base_len: u32,
@@ -72,7 +72,7 @@ impl Snapshot {
         Snapshot {
             base,
             delta,
-            dead: DeadSet::default(),
+            dead: Dead::default(),
             base_len,
         }
     }
@@ -94,9 +94,19 @@ impl Snapshot {
     /// Campaign `idx`, as returned by [`Snapshot::gather`] or [`Snapshot::scan_all`].
     #[inline]
     pub fn campaign(&self, idx: u32) -> &Arc<CompiledCampaign> {
-        match idx.checked_sub(self.base_len) {
-            None => &self.base.campaigns[idx as usize],
-            Some(i) => &self.delta.campaigns[i as usize],
+        let (layer, i) = self.layer(idx);
+        &layer.campaigns[i as usize]
+    }
+
+    /// The layer holding campaign `idx`, and its index there. Every per-campaign read
+    /// goes through this one choice, so each reader has a single call site below and
+    /// stays inlined (two calls of `HotSet::check`, one per layer, were not).
+    #[inline(always)]
+    fn layer(&self, idx: u32) -> (&Layer, u32) {
+        if idx < self.base_len {
+            (&self.base, idx)
+        } else {
+            (&self.delta, idx - self.base_len)
         }
     }
 
@@ -120,19 +130,15 @@ impl Snapshot {
     /// What checking and ranking read of campaign `idx`.
     #[inline]
     pub fn hot(&self, idx: u32) -> &Hot {
-        match idx.checked_sub(self.base_len) {
-            None => self.base.hot.get(idx),
-            Some(i) => self.delta.hot.get(i),
-        }
+        let (layer, i) = self.layer(idx);
+        layer.hot.get(i)
     }
 
     /// Who campaign `idx` belongs to, as numbers.
     #[inline]
     pub fn owner(&self, idx: u32) -> Owner {
-        match idx.checked_sub(self.base_len) {
-            None => self.base.hot.owner(idx),
-            Some(i) => self.delta.hot.owner(i),
-        }
+        let (layer, i) = self.layer(idx);
+        layer.hot.owner(i)
     }
 
     /// `q` in this snapshot's value numbers, into a reused `out`.
@@ -145,12 +151,10 @@ impl Snapshot {
     /// may appear more than once. [`Snapshot::candidates`] is the sorted form.
     pub fn gather(&self, q: &NumberedQuery, out: &mut Vec<u32>) -> bool {
         out.clear();
-        let mut may_repeat = self.base.index.gather(q, out);
-        if self.dead.count() > 0 {
-            self.dead.remove_from(out);
-        }
+        let dead = (self.dead.count() > 0).then_some(&self.dead);
+        let mut may_repeat = self.base.index.gather(q, out, dead);
         if self.delta.len() > 0 {
-            may_repeat |= self.delta.index.gather(q, out);
+            may_repeat |= self.delta.index.gather(q, out, None);
         }
         may_repeat
     }
@@ -160,10 +164,8 @@ impl Snapshot {
     /// request.
     #[inline]
     pub fn check(&self, idx: u32, q: &NumberedQuery, clock: &mut LocalTimes) -> Result<(), Stage> {
-        match idx.checked_sub(self.base_len) {
-            None => self.base.hot.check(idx, q, clock),
-            Some(i) => self.delta.hot.check(i, q, clock),
-        }
+        let (layer, i) = self.layer(idx);
+        layer.hot.check(i, q, clock)
     }
 
     /// The numbers of the advertisers whose name equals `name` ignoring ASCII case.

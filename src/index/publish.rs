@@ -217,7 +217,7 @@ impl Inner {
         let next = if since.is_empty() {
             base
         } else {
-            base.with(&since)
+            base.with_merged(&since)
         };
         w.stats.completed += 1;
         w.stats.reapplied += since.len() as u64;

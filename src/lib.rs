@@ -11,7 +11,7 @@
 //! - [`access`]: API keys, roles and advertisers.
 //! - [`inventory`]: live stock per SKU and location, for product offers and purchases.
 //! - [`index`]: compiled campaigns and their compact records, inverted targeting
-//!   indexes, the published snapshot.
+//!   indexes, the published snapshot and its incremental publisher.
 //! - [`decision`]: request validation, selection (eligibility, ranking, slots), replays.
 //! - [`token`]: sealed tracking tokens for impression, click and purchase URLs.
 //! - [`tracking`]: impression and click events, counted once and charged.

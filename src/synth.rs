@@ -336,10 +336,10 @@ pub fn mixed_queries(n: usize, seed: u64) -> Vec<crate::index::Query> {
         .collect()
 }
 
-/// Compiles and indexes campaigns (in UTC unless they name a zone), as the server does.
-pub fn snapshot(campaigns: Vec<Campaign>) -> crate::index::Snapshot {
+/// Compiles campaigns (in UTC unless they name a zone), as the server does.
+pub fn compiled(campaigns: Vec<Campaign>) -> Vec<std::sync::Arc<crate::index::CompiledCampaign>> {
     use std::sync::Arc;
-    let compiled = campaigns
+    campaigns
         .into_iter()
         .map(|c| {
             Arc::new(crate::index::CompiledCampaign::compile(
@@ -348,8 +348,12 @@ pub fn snapshot(campaigns: Vec<Campaign>) -> crate::index::Snapshot {
                 None,
             ))
         })
-        .collect();
-    crate::index::Snapshot::build(compiled)
+        .collect()
+}
+
+/// Compiles and indexes campaigns (in UTC unless they name a zone), as the server does.
+pub fn snapshot(campaigns: Vec<Campaign>) -> crate::index::Snapshot {
+    crate::index::Snapshot::build(compiled(campaigns))
 }
 
 /// Validates a synthetic request body as the server would (default limits, full

@@ -370,7 +370,7 @@ fn bring_best_to_front(rest: &mut [Ranked]) {
 
 /// The campaign and creative index holding creative `id`, for admin previews.
 pub fn find_creative(snap: &Snapshot, id: &str) -> Option<(Arc<CompiledCampaign>, usize)> {
-    snap.campaigns().iter().find_map(|c| {
+    snap.campaigns().find_map(|c| {
         c.creatives
             .iter()
             .position(|cr| &*cr.id == id)

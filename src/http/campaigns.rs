@@ -151,7 +151,8 @@ pub async fn list(app: &App, req: Request<Incoming>) -> Result<Response<Body>, A
         }
     }
     let snap = app.snapshot.load();
-    let mut mine: Vec<&std::sync::Arc<Campaign>> = (snap.campaigns().iter())
+    let mut mine: Vec<&std::sync::Arc<Campaign>> = snap
+        .campaigns()
         .filter(|c| who.manages(&c.advertiser))
         .filter(|c| after.as_deref().is_none_or(|a| *c.id > *a))
         .map(|c| &c.doc)

@@ -100,7 +100,10 @@ pub async fn create_advertiser(
     let key = blocking(app, move |a| a.create_advertiser(advertiser)).await?;
     // Campaigns already loaded for this advertiser take its competitive category.
     let _writer = app.catalog_lock.lock().await;
-    let theirs: Vec<_> = (app.snapshot.load().campaigns().iter())
+    let theirs: Vec<_> = app
+        .snapshot
+        .load()
+        .campaigns()
         .filter(|c| *c.advertiser == *id)
         .map(|c| crate::catalog::compile(app, crate::campaign::Campaign::clone(&c.doc)))
         .collect();

@@ -158,8 +158,9 @@ pub struct HotSetBuilder {
 }
 
 impl HotSetBuilder {
-    /// Records the next campaign, numbering its values in `dict`.
-    pub fn push(&mut self, c: &CompiledCampaign, dict: &mut Dictionary) {
+    /// Records the next campaign, numbering its values in `dict`: for a delta layer,
+    /// `dict` is the overlay and a value `base` already numbers keeps its number.
+    pub fn push(&mut self, c: &CompiledCampaign, dict: &mut Dictionary, base: Option<&Dictionary>) {
         let (mut present, mut single) = (0, 0);
         self.encoded.clear();
         for list in List::ALL {
@@ -171,11 +172,11 @@ impl HotSetBuilder {
             if strings.len() == 1 {
                 single |= list.bit();
             }
-            let interner = dict.list_mut(list);
+            let (interner, under) = (dict.list_mut(list), base.map(|b| b.list(list)));
             self.encoded
                 .push(u32::try_from(strings.len()).expect("list length"));
             self.encoded
-                .extend(strings.iter().map(|s| interner.intern(s)));
+                .extend(strings.iter().map(|s| interner.intern_over(under, s)));
         }
         let mut words = [0; INLINE];
         let inline = Hot::is_inline(present, single);
@@ -223,9 +224,11 @@ impl HotSetBuilder {
             bid_model: c.bid.model,
             require_identity: c.require_identity,
         });
+        let separations = base.map(|b| &b.separations);
         self.set.owners.push(Owner {
-            advertiser: dict.advertisers.intern(&c.advertiser),
-            separation: (c.separation.as_deref()).map_or(NONE, |s| dict.separations.intern(s)),
+            advertiser: (dict.advertisers).intern_over(base.map(|b| &b.advertisers), &c.advertiser),
+            separation: (c.separation.as_deref())
+                .map_or(NONE, |s| dict.separations.intern_over(separations, s)),
         });
     }
 

@@ -5,6 +5,12 @@
 //! 0 upwards, so a dimension's numbers can index dense per-value tables (the postings).
 //! A request value the snapshot never saw has no number: it cannot equal any targeted
 //! value, which is exactly what matching by string would have concluded.
+//!
+//! A snapshot has two layers (see [`super::delta`]): the base's dictionary and a small
+//! overlay for the values only the delta's campaigns use. The overlay numbers continue
+//! where the base's end ([`Dictionary::over`]) and never repeat a value the base has
+//! ([`Interner::intern_over`]), so one number means one value across both layers and a
+//! request numbered once can be compared with campaigns of either.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -40,6 +46,9 @@ pub type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<KeyHasher>>;
 #[derive(Default)]
 pub struct Interner {
     ids: FastMap<Box<str>, u32>,
+    /// The first number given out: 0 in a base layer; in an overlay, where the base's
+    /// numbers end.
+    first: u32,
 }
 
 impl Interner {
@@ -48,9 +57,21 @@ impl Interner {
         if let Some(&id) = self.ids.get(value) {
             return id;
         }
-        let id = u32::try_from(self.ids.len()).expect("fewer than 2^32 distinct values");
+        let id = u32::try_from(self.ids.len())
+            .ok()
+            .and_then(|n| n.checked_add(self.first))
+            .expect("fewer than 2^32 distinct values");
         self.ids.insert(value.into(), id);
         id
+    }
+
+    /// The number of `value` in `base` if it has one, else in this overlay (assigning
+    /// the next one if new): a value keeps its base number in every delta built over it.
+    pub fn intern_over(&mut self, base: Option<&Interner>, value: &str) -> u32 {
+        match base.and_then(|b| b.get(value)) {
+            Some(id) => id,
+            None => self.intern(value),
+        }
     }
 
     /// The number of `value`, if any campaign uses it.
@@ -62,9 +83,10 @@ impl Interner {
         self.ids.get(value).copied()
     }
 
-    /// How many distinct values were numbered (all numbers are below this).
-    pub fn len(&self) -> usize {
-        self.ids.len()
+    /// One past the highest number this interner (with the base under it, for an
+    /// overlay) can give: every number is below this, so it sizes per-value tables.
+    pub fn end(&self) -> usize {
+        self.first as usize + self.ids.len()
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&str, u32)> {
@@ -123,6 +145,26 @@ pub struct Dictionary {
 }
 
 impl Dictionary {
+    /// An empty overlay for `base`: each dimension numbers from where `base`'s ends.
+    pub fn over(base: &Dictionary) -> Dictionary {
+        let after = |i: &Interner| Interner {
+            ids: FastMap::default(),
+            first: u32::try_from(i.end()).expect("fewer than 2^32 distinct values"),
+        };
+        Dictionary {
+            placements: after(&base.placements),
+            countries: after(&base.countries),
+            regions: after(&base.regions),
+            stores: after(&base.stores),
+            categories: after(&base.categories),
+            skus: after(&base.skus),
+            brands: after(&base.brands),
+            tiers: after(&base.tiers),
+            advertisers: after(&base.advertisers),
+            separations: after(&base.separations),
+        }
+    }
+
     /// The interner a targeting list's values are numbered in.
     pub fn list(&self, list: List) -> &Interner {
         match list {
@@ -164,6 +206,22 @@ mod tests {
         assert_eq!(i.intern("US"), 0);
         assert_eq!(i.get("CA"), Some(1));
         assert_eq!(i.get("us"), None, "exact, case-sensitive");
-        assert_eq!(i.len(), 2);
+        assert_eq!(i.end(), 2);
+    }
+
+    #[test]
+    fn an_overlay_continues_the_base_numbers_and_never_repeats_a_base_value() {
+        let mut base = Dictionary::default();
+        base.countries.intern("US");
+        base.countries.intern("CA");
+        let mut over = Dictionary::over(&base);
+        let (b, o) = (Some(&base.countries), &mut over.countries);
+        assert_eq!(o.intern_over(b, "CA"), 1, "a base value keeps its number");
+        assert_eq!(o.intern_over(b, "GB"), 2);
+        assert_eq!(o.intern_over(b, "DE"), 3);
+        assert_eq!(o.intern_over(b, "GB"), 2);
+        assert_eq!(o.get("CA"), None, "base values stay out of the overlay");
+        assert_eq!(o.end(), 4);
+        assert_eq!(over.placements.end(), 0);
     }
 }

@@ -10,6 +10,10 @@
 //!
 //! Values are the snapshot's numbers (see [`super::intern`]), so a lookup is an array
 //! index rather than a string hash.
+//!
+//! Each layer of a snapshot (see [`super::delta`]) has its own index: a delta's is
+//! sized over the base's numbers and its overlay's, and posts campaign indexes that
+//! continue after the base's, so gathering from both layers fills one candidate list.
 
 use super::hot::HotSet;
 use super::intern::{Dictionary, List};
@@ -41,6 +45,10 @@ struct Postings {
 impl Postings {
     /// From `(value, campaign)` pairs in campaign order, values below `values`.
     fn build(values: usize, pairs: &[(u32, u32)]) -> Postings {
+        if pairs.is_empty() {
+            // Most of a small delta's dimensions: no table sized over every value.
+            return Postings::default();
+        }
         let mut starts = vec![0u32; values + 1];
         for &(v, _) in pairs {
             starts[v as usize + 1] += 1;
@@ -92,61 +100,163 @@ pub struct TargetingIndex {
     any_placement: u32,
 }
 
-impl TargetingIndex {
-    /// Posts every campaign. Inactive campaigns (and any whose flight is empty) are not
-    /// posted: they can never match.
-    pub fn build(hot: &HotSet, dict: &Dictionary) -> Self {
-        let mut by_value: [Vec<(u32, u32)>; 7] = Default::default();
-        let mut by_placement: [Vec<(u32, u32)>; 3] = Default::default();
-        let any_placement = dict.placements.len() as u32;
-        let mut scratch = Vec::new();
-        for idx in 0..hot.len() as u32 {
-            let h = hot.get(idx);
-            if !h.can_serve() {
-                continue;
-            }
-            if let Some(d) = DIMENSIONS
-                .iter()
-                .position(|&l| !hot.list(idx, l).is_empty())
-            {
-                let values = distinct(hot.list(idx, DIMENSIONS[d]), &mut scratch);
-                by_value[d].extend(values.iter().map(|&v| (v, idx)));
-                continue;
-            }
-            let placements = distinct(hot.list(idx, List::Placements), &mut scratch);
-            for ch in Channel::ALL {
-                if h.channels() & ch.bit() == 0 {
-                    continue;
-                }
-                let pairs = &mut by_placement[ch as usize];
-                if placements.is_empty() {
-                    pairs.push((any_placement, idx));
-                } else {
-                    pairs.extend(placements.iter().map(|&p| (p, idx)));
-                }
-            }
+/// The posting tables of a [`TargetingIndex`], numbered: the [`DIMENSIONS`] first,
+/// then one per channel (placements).
+const TABLES: usize = DIMENSIONS.len() + 3;
+
+/// Calls `post(table, value)` for every posting of campaign `idx` of `hot`: under each
+/// value of its most selective list, or else under its placements (or "any") in each
+/// of its channels. Inactive campaigns (and any whose flight is empty) are not posted:
+/// they can never match.
+fn postings_of(
+    hot: &HotSet,
+    idx: u32,
+    any_placement: u32,
+    scratch: &mut Vec<u32>,
+    mut post: impl FnMut(usize, u32),
+) {
+    let h = hot.get(idx);
+    if !h.can_serve() {
+        return;
+    }
+    if let Some(d) = DIMENSIONS
+        .iter()
+        .position(|&l| !hot.list(idx, l).is_empty())
+    {
+        for &v in distinct(hot.list(idx, DIMENSIONS[d]), scratch) {
+            post(d, v);
         }
-        let sizes = DIMENSIONS.map(|l| dict.list(l).len());
+        return;
+    }
+    let placements = distinct(hot.list(idx, List::Placements), scratch);
+    for ch in Channel::ALL {
+        if h.channels() & ch.bit() == 0 {
+            continue;
+        }
+        let table = DIMENSIONS.len() + ch as usize;
+        if placements.is_empty() {
+            post(table, any_placement);
+        }
+        for &p in placements.iter() {
+            post(table, p);
+        }
+    }
+}
+
+/// A growable bit set over `u32`s.
+#[derive(Clone, Default)]
+struct Bits(Vec<u64>);
+
+impl Bits {
+    #[inline]
+    fn contains(&self, n: u32) -> bool {
+        let word = self.0.get(n as usize / 64).copied().unwrap_or(0);
+        word & (1 << (n % 64)) != 0
+    }
+
+    /// Whether `n` was not in the set.
+    fn insert(&mut self, n: u32) -> bool {
+        let w = n as usize / 64;
+        if self.0.len() <= w {
+            self.0.resize(w + 1, 0);
+        }
+        let bit = 1 << (n % 64);
+        let new = self.0[w] & bit == 0;
+        self.0[w] |= bit;
+        new
+    }
+}
+
+/// Base campaigns that are no longer live (replaced or removed), and the posting lists
+/// that hold any of them.
+///
+/// Gathering must leave dead campaigns out. Testing every candidate would cost a bit
+/// test for each of the ~70 a request gathers; testing each list the request looks up
+/// costs one per request value, and only the few lists that hold a dead campaign are
+/// then filtered.
+#[derive(Clone, Default)]
+pub struct Dead {
+    campaigns: Bits,
+    count: usize,
+    /// Per table (see [`TABLES`]): the values whose lists hold a dead campaign.
+    lists: [Bits; TABLES],
+}
+
+impl Dead {
+    #[inline]
+    pub fn contains(&self, idx: u32) -> bool {
+        self.campaigns.contains(idx)
+    }
+
+    /// Marks campaign `idx` of the base `hot`, indexed by `index`, dead.
+    pub fn insert(&mut self, idx: u32, index: &TargetingIndex, hot: &HotSet) {
+        if !self.campaigns.insert(idx) {
+            return;
+        }
+        self.count += 1;
+        let lists = &mut self.lists;
+        postings_of(hot, idx, index.any_placement, &mut Vec::new(), |t, v| {
+            lists[t].insert(v);
+        });
+    }
+
+    pub fn count(&self) -> usize {
+        self.count
+    }
+
+    /// Appends `list` (of `table`'s `value`) to `out`, less the dead campaigns.
+    #[inline]
+    fn extend(&self, table: usize, value: u32, list: &[u32], out: &mut Vec<u32>) {
+        if self.lists[table].contains(value) {
+            out.extend(list.iter().filter(|&&i| !self.contains(i)));
+        } else {
+            out.extend_from_slice(list);
+        }
+    }
+}
+
+impl TargetingIndex {
+    /// Posts every campaign of `hot` as `first` + its index there. `dict` numbered the
+    /// campaigns' values (for a delta, the overlay, whose numbers end where the
+    /// extended range does).
+    pub fn build(hot: &HotSet, dict: &Dictionary, first: u32) -> Self {
+        let mut pairs: [Vec<(u32, u32)>; TABLES] = Default::default();
+        let any_placement = u32::try_from(dict.placements.end()).expect("placement count");
+        let mut scratch = Vec::new();
+        for local in 0..hot.len() as u32 {
+            postings_of(hot, local, any_placement, &mut scratch, |t, v| {
+                pairs[t].push((v, first + local));
+            });
+        }
+        let sizes = DIMENSIONS.map(|l| dict.list(l).end());
+        let placements = &pairs[DIMENSIONS.len()..];
         TargetingIndex {
-            by_value: std::array::from_fn(|d| Postings::build(sizes[d], &by_value[d])),
+            by_value: std::array::from_fn(|d| Postings::build(sizes[d], &pairs[d])),
             by_placement: std::array::from_fn(|ch| {
-                Postings::build(dict.placements.len() + 1, &by_placement[ch])
+                Postings::build(any_placement as usize + 1, &placements[ch])
             }),
             any_placement,
         }
     }
 
-    /// Every campaign that could match `q`, in posting order (not sorted). Returns
-    /// whether a campaign may appear more than once: only when it is posted under
-    /// several values of one dimension and the request holds more than one of them.
-    pub fn gather(&self, q: &NumberedQuery, out: &mut Vec<u32>) -> bool {
-        out.clear();
+    /// Appends every campaign that could match `q`, in posting order (not sorted),
+    /// leaving out the `dead` ones. Returns whether a campaign may appear more than
+    /// once: only when it is posted under several values of one dimension and the
+    /// request holds more than one of them.
+    pub fn gather(&self, q: &NumberedQuery, out: &mut Vec<u32>, dead: Option<&Dead>) -> bool {
+        // Most lists a request looks up are empty, in a delta most of all: skipping
+        // them skips the dead-list test and a call into `Vec`'s extension.
+        let extend = |table, value, list: &[u32], out: &mut Vec<u32>| match dead {
+            _ if list.is_empty() => {}
+            Some(dead) => dead.extend(table, value, list, out),
+            None => out.extend_from_slice(list),
+        };
         let mut may_repeat = false;
-        for (d, postings) in DIMENSIONS.iter().zip(self.by_value.iter()) {
+        for (d, (dim, postings)) in DIMENSIONS.iter().zip(self.by_value.iter()).enumerate() {
             if postings.campaigns.is_empty() {
                 continue;
             }
-            let values: &[u32] = match d {
+            let values: &[u32] = match dim {
                 List::Skus => &q.skus,
                 List::Stores => q.store.as_slice(),
                 List::Brands => &q.brands,
@@ -160,19 +270,38 @@ impl TargetingIndex {
             for &v in values {
                 let list = postings.get(v);
                 hits += usize::from(!list.is_empty());
-                out.extend_from_slice(list);
+                extend(d, v, list, out);
             }
             may_repeat |= postings.repeats && hits > 1;
         }
         if let Some(ch) = q.channel {
             // A campaign is posted under its placements or under "any", never both, and
             // the request names one placement: these lists never repeat a campaign.
+            let table = DIMENSIONS.len() + ch as usize;
             let postings = &self.by_placement[ch as usize];
-            if let Some(p) = q.placement {
-                out.extend_from_slice(postings.get(p));
+            // A placement numbered by a delta's overlay can equal this (base) index's
+            // "any" number: it is no placement of this layer's campaigns.
+            if let Some(p) = q.placement.filter(|&p| p < self.any_placement) {
+                extend(table, p, postings.get(p), out);
             }
-            out.extend_from_slice(postings.get(self.any_placement));
+            let any = self.any_placement;
+            extend(table, any, postings.get(any), out);
         }
         may_repeat
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bits_grow_as_needed_and_count_each_member_once() {
+        let mut b = Bits::default();
+        assert!(!b.contains(5) && !b.contains(1_000_000));
+        assert!(b.insert(5));
+        assert!(!b.insert(5));
+        assert!(b.insert(200));
+        assert!(b.contains(5) && b.contains(200) && !b.contains(6) && !b.contains(10_000));
     }
 }

@@ -88,28 +88,43 @@ pub struct NumberedQuery {
 }
 
 impl NumberedQuery {
-    /// Numbers `q` in `dict`, reusing this value's buffers.
-    pub(crate) fn fill(&mut self, q: &Query, dict: &Dictionary) {
-        let one = |i: &Interner, v: &Option<String>| v.as_deref().and_then(|v| i.get(v));
+    /// Numbers `q` in a snapshot's `base` dictionary and its delta's `overlay` (see
+    /// [`Dictionary::over`]), reusing this value's buffers.
+    pub(crate) fn fill(&mut self, q: &Query, base: &Dictionary, overlay: &Dictionary) {
+        let layers = |pick: fn(&Dictionary) -> &Interner| Layers(pick(base), pick(overlay));
+        let one = |i: Layers, v: &Option<String>| v.as_deref().and_then(|v| i.get(v));
         self.channel = q.channel;
-        self.placement = dict.placements.get(&q.placement);
-        self.country = one(&dict.countries, &q.country);
-        self.region = one(&dict.regions, &q.region);
-        self.store = one(&dict.stores, &q.store_id);
-        number_all(&dict.categories, &q.category_prefixes, &mut self.categories);
-        number_all(&dict.skus, &q.skus, &mut self.skus);
-        number_all(&dict.brands, &q.brands, &mut self.brands);
+        self.placement = layers(|d| &d.placements).get(&q.placement);
+        self.country = one(layers(|d| &d.countries), &q.country);
+        self.region = one(layers(|d| &d.regions), &q.region);
+        self.store = one(layers(|d| &d.stores), &q.store_id);
+        let categories = layers(|d| &d.categories);
+        number_all(categories, &q.category_prefixes, &mut self.categories);
+        number_all(layers(|d| &d.skus), &q.skus, &mut self.skus);
+        number_all(layers(|d| &d.brands), &q.brands, &mut self.brands);
         self.order_total = q.order_total;
-        self.loyalty_tier = one(&dict.tiers, &q.loyalty_tier);
+        self.loyalty_tier = one(layers(|d| &d.tiers), &q.loyalty_tier);
         self.new_customer = q.new_customer;
         self.identified = q.identified;
         self.now_ms = q.now_ms;
     }
 }
 
+/// One dimension's interners in both layers. The overlay is asked only when the base
+/// does not know a value; it is usually empty, and then answers without hashing.
+#[derive(Clone, Copy)]
+struct Layers<'a>(&'a Interner, &'a Interner);
+
+impl Layers<'_> {
+    #[inline]
+    fn get(self, value: &str) -> Option<u32> {
+        self.0.get(value).or_else(|| self.1.get(value))
+    }
+}
+
 /// The known values of `values`, each once: a repeated request value must not post a
 /// campaign twice.
-fn number_all(interner: &Interner, values: &[String], out: &mut Vec<u32>) {
+fn number_all(interner: Layers, values: &[String], out: &mut Vec<u32>) {
     out.clear();
     for id in values.iter().filter_map(|v| interner.get(v)) {
         if !out.contains(&id) {

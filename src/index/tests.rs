@@ -5,6 +5,7 @@
 use super::*;
 use crate::synth::{mixed_campaigns, mixed_queries};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 fn snapshot(n: usize, seed: u64) -> Snapshot {
     crate::synth::snapshot(mixed_campaigns(n, seed))
@@ -18,7 +19,7 @@ fn numbered_checks_report_the_same_stage_as_the_reference() {
     for q in mixed_queries(300, 3) {
         snap.number(&q, &mut numbered);
         let (mut fast, mut slow) = (LocalTimes::default(), LocalTimes::default());
-        for (i, c) in snap.campaigns().iter().enumerate() {
+        for (i, c) in snap.campaigns().enumerate() {
             let expected = c.matches(&q, &mut slow);
             assert_eq!(
                 snap.check(i as u32, &numbered, &mut fast),
@@ -94,4 +95,43 @@ fn an_empty_snapshot_matches_nothing() {
         snap.matching(&q, false, &mut out);
         assert!(out.is_empty());
     }
+}
+
+/// A delta numbers values the base lacks after the base's own numbers: a request value
+/// only the delta knows must not look up anything in the base's tables (a new placement
+/// gets the number of the base's "any placement" list), and a replaced or removed base
+/// campaign must not be gathered.
+#[test]
+fn a_layered_snapshot_gathers_live_campaigns_once_unless_announced() {
+    let base = crate::synth::compiled(mixed_campaigns(200, 8));
+    let mut docs = mixed_campaigns(40, 9);
+    for (i, c) in docs.iter_mut().enumerate() {
+        c.id = format!("new-{i}");
+        c.targeting.placements = vec![format!("kiosk-{}", i % 2)];
+        c.targeting.countries.push("DE".into());
+    }
+    let removals: Vec<Arc<str>> = base.iter().step_by(3).map(|c| c.id.clone()).collect();
+    let snap = Snapshot::build(base).with_changes(&crate::synth::compiled(docs), &removals);
+    let (mut numbered, mut gathered, mut checked) = (NumberedQuery::default(), vec![], 0);
+    for (i, mut q) in mixed_queries(400, 8).into_iter().enumerate() {
+        if i % 2 == 0 {
+            q.placement = format!("kiosk-{}", i % 3);
+            q.country = Some("DE".into());
+        }
+        snap.number(&q, &mut numbered);
+        let may_repeat = snap.gather(&numbered, &mut gathered);
+        let total = gathered.len();
+        gathered.sort_unstable();
+        gathered.dedup();
+        assert!(
+            may_repeat || gathered.len() == total,
+            "an unannounced repeat: {q:?}"
+        );
+        for &idx in &gathered {
+            let c = snap.campaign(idx);
+            assert!(Arc::ptr_eq(snap.by_id(&c.id).expect("live"), c), "{}", c.id);
+        }
+        checked += total;
+    }
+    assert!(checked > 1_000, "only {checked} candidates gathered");
 }

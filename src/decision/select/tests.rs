@@ -40,7 +40,7 @@ fn verdict(
 fn reference(snap: &Snapshot, q: &Query, input: &SelectionInput) -> (Picked, Vec<Arc<str>>) {
     let seed = input.decision.0 as u64;
     let mut times = LocalTimes::default();
-    let mut ranked: Vec<_> = (snap.campaigns().iter())
+    let mut ranked: Vec<_> = (snap.campaigns())
         .filter_map(|c| {
             let ecpm = verdict(c, q, input.rules, &mut times).ok()?;
             Some((c.priority, ecpm, tie(xxh3_64(c.id.as_bytes()), seed), c))

@@ -23,7 +23,10 @@
 //! costs the decision path one predictable branch per campaign read, a lookup in the
 //! delta's postings per request value and, while base campaigns are dead, a bit test
 //! per request value (only lists holding a dead campaign are filtered: see
-//! `postings::Dead`).
+//! `postings::Dead`). Measured at 100k campaigns (`benches/publish.rs`): a change is
+//! live after a few µs with a small delta and under 1 ms at the compaction threshold,
+//! against ~45 ms for a full build; selection takes ~4% longer with 200 replaced
+//! campaigns, ~9% at the threshold.
 //!
 //! Each change rebuilds the delta, so a delta that keeps growing would make publishing
 //! slower and slower: past [`Snapshot::compaction_threshold`] pending changes the

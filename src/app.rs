@@ -65,6 +65,8 @@ pub struct App {
     pub folder: CampaignFolder,
     /// Serialises campaign changes (uploads, deletes, reloads); decisions never take it.
     pub catalog_lock: tokio::sync::Mutex<()>,
+    /// Serialises erasures, which rewrite the erasure index.
+    pub erasure_lock: tokio::sync::Mutex<()>,
     /// Fault injection for the log's storage (tests flip these).
     pub faults: Arc<Faults>,
     hasher: IdentityHasher,
@@ -158,6 +160,16 @@ impl App {
                 });
             }
         }
+        let erasures_dir = data.join("log");
+        *delivery
+            .erasures
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner()) = crate::erasure::Erasures::load(&erasures_dir)
+            .map_err(|source| StartError::Io {
+                what: "cannot read the erasure index in",
+                path: erasures_dir.clone(),
+                source,
+            })?;
         let delivery = Arc::new(delivery);
         let metrics = Metrics::new();
         let snapshot: SharedSnapshot = Arc::new(ArcSwap::from_pointee(Snapshot::default()));
@@ -212,6 +224,7 @@ impl App {
             inventory,
             folder: CampaignFolder::new(&config.campaigns),
             catalog_lock: tokio::sync::Mutex::new(()),
+            erasure_lock: tokio::sync::Mutex::new(()),
             faults,
             hasher,
             admin_key_file,
@@ -309,7 +322,7 @@ impl App {
             }
         };
         let started = std::time::Instant::now();
-        let mut records = match Records::open(&self.log_dir(), from) {
+        let mut records = match Records::open_unredacted(&self.log_dir(), from) {
             Err(LogError::BadOffset { .. }) if from > 0 => {
                 // The checkpoint claims records the log no longer has (the disk lost
                 // synced data, or the log was restored from an older copy): the
@@ -319,7 +332,7 @@ impl App {
                     "the checkpoint is ahead of the exposure log; rebuilding the ledger from the log"
                 );
                 self.ledger.clear();
-                Records::open(&self.log_dir(), 0)?
+                Records::open_unredacted(&self.log_dir(), 0)?
             }
             other => other?,
         };

@@ -221,7 +221,13 @@ fn parse_one(v: &Value, path: &str, rules: &Rules, p: &mut Problems) -> Option<C
     })
 }
 
-fn read_customer(v: &Value, path: &str, hasher: &IdentityHasher, p: &mut Problems) -> Vec<IdHash> {
+/// Reads `{"ids": {...}}` (a customer, or an erasure request) into hashed identifiers.
+pub fn read_customer(
+    v: &Value,
+    path: &str,
+    hasher: &IdentityHasher,
+    p: &mut Problems,
+) -> Vec<IdHash> {
     let Some(mut r) = Reader::object(v, path, p) else {
         return Vec::new();
     };

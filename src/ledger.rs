@@ -368,6 +368,33 @@ impl Ledger {
     /// The identity links, offers served, holdout groups and purchases a record shows.
     fn replay_delivery(&self, r: &Record, campaigns: &dyn Campaigns) {
         let d = &self.delivery;
+        if r.kind == Kind::Erasure {
+            // Forget again whatever the checkpoint or the records before it taught.
+            let ids: Vec<IdHash> = (r.ids.iter())
+                .map(|l| IdHash {
+                    kind: l.kind,
+                    hash: l.hash.0,
+                })
+                .collect();
+            d.erase(&ids);
+            if let Some(p) = r.profile {
+                d.profiles.forget(p.0);
+            }
+            d.erasures
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .note(r);
+            return;
+        }
+        if d.erasures
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .covers(r)
+        {
+            // An erased person's record: it still counts in spend and delivery, but
+            // links and memory about them must not come back.
+            return;
+        }
         let ids: Vec<IdHash> = (r.ids.iter())
             .map(|l| IdHash {
                 kind: l.kind,
@@ -382,6 +409,8 @@ impl Ledger {
             }
             Kind::Conversion if r.profile.is_some() && !ids.is_empty() => {
                 let Some(linked) = d.link(&ids) else { return };
+                d.profiles
+                    .saw(linked.profile.0, r.occurred.unwrap_or(r.ts), 0, 1);
                 if r.conversion_type == Some(ConversionType::Purchase) {
                     let items = (r.items.iter())
                         .flat_map(|i| {
@@ -394,6 +423,14 @@ impl Ledger {
                 return;
             }
             _ => {}
+        }
+        if let (Some(profile), Kind::Decision | Kind::Nofill) = (r.profile, r.kind) {
+            let p = d
+                .graph
+                .resolve(ProfileId(profile.0))
+                .map_or(profile.0, |p| p.0);
+            let exposures = u64::from(r.kind == Kind::Decision);
+            d.profiles.saw(p, r.ts, exposures, 0);
         }
         let (Some(profile), Some(campaign)) = (r.profile, r.campaign.as_deref()) else {
             return;

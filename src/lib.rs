@@ -39,6 +39,7 @@ pub mod config;
 pub mod conversion;
 pub mod decision;
 pub mod delivery;
+pub mod erasure;
 pub mod exposure;
 pub mod http;
 pub mod identity;

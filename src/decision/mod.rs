@@ -348,6 +348,8 @@ impl Decider {
         };
         self.count(req.channel, outcome, &decision.offers);
         if let Some(p) = profile {
+            let offers = decision.offers.len() as u64;
+            self.delivery.profiles.saw(p, now, offers, 0);
             // Frequency caps count offers served to the profile.
             for o in &decision.offers {
                 let c = &o.winner.campaign;

@@ -14,12 +14,13 @@ pub mod profiles;
 pub mod stats;
 
 use crate::campaign::Channel;
+use crate::erasure::Erasures;
 use crate::identity::IdHash;
 use crate::identity::graph::{GraphConfig, IdentityGraph, Linked};
 use dashmap::DashMap;
 use std::sync::Arc;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, RwLock};
 
 pub use crate::index::PRIOR_CTR;
 /// How many impressions the prior weighs as: with fewer real impressions than this,
@@ -67,6 +68,27 @@ pub struct Delivery {
     pub profiles: profiles::Profiles,
     /// Identifiers seen together, as profiles.
     pub graph: IdentityGraph,
+    /// Who was erased, and when (see [`crate::erasure`]).
+    pub erasures: RwLock<Erasures>,
+}
+
+/// What one erasure removed.
+#[derive(Debug, Default)]
+pub struct Erased {
+    /// The profiles removed, each with the identifiers it held.
+    pub profiles: Vec<(u128, Vec<IdHash>)>,
+    /// Identifiers asked for that no profile held.
+    pub unknown: Vec<IdHash>,
+}
+
+impl Erased {
+    pub fn identifiers(&self) -> usize {
+        self.profiles
+            .iter()
+            .map(|(_, ids)| ids.len())
+            .sum::<usize>()
+            + self.unknown.len()
+    }
 }
 
 impl Delivery {
@@ -76,7 +98,28 @@ impl Delivery {
             budgets: budget::Budgets::new(reservation_ttl_ms),
             profiles: profiles::Profiles::default(),
             graph: IdentityGraph::new(graph),
+            erasures: RwLock::default(),
         }
+    }
+
+    /// Removes every profile holding one of `ids`, with all their identifiers, from the
+    /// graph and the per-profile memory (caps, holdout groups, purchases).
+    pub fn erase(&self, ids: &[IdHash]) -> Erased {
+        let mut erased = Erased::default();
+        for &id in ids {
+            match self.graph.profile_of(id) {
+                Some(p) => {
+                    let removed = self.graph.erase_profile(p);
+                    self.profiles.forget(p.0);
+                    erased.profiles.push((p.0, removed));
+                }
+                None if !erased.profiles.iter().any(|(_, r)| r.contains(&id)) => {
+                    erased.unknown.push(id)
+                }
+                None => {}
+            }
+        }
+        erased
     }
 
     /// Links identifiers seen together (with personalisation consent) and merges the

@@ -43,6 +43,22 @@ struct Purchase {
 struct Memory {
     campaigns: Vec<CampaignMemory>,
     purchases: Vec<Purchase>,
+    /// For subject access: first and last seen (ms), exposures and conversions.
+    #[serde(default)]
+    seen: Option<(i64, i64)>,
+    #[serde(default)]
+    exposures: u64,
+    #[serde(default)]
+    conversions: u64,
+}
+
+/// What a subject access request shows of a profile's history.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    pub first_seen_ms: Option<i64>,
+    pub last_seen_ms: Option<i64>,
+    pub exposures: u64,
+    pub conversions: u64,
 }
 
 impl Memory {
@@ -70,6 +86,12 @@ impl Memory {
                 (a, b) => a.or(b),
             };
         }
+        self.seen = match (self.seen, other.seen) {
+            (Some(a), Some(b)) => Some((a.0.min(b.0), a.1.max(b.1))),
+            (a, b) => a.or(b),
+        };
+        self.exposures += other.exposures;
+        self.conversions += other.conversions;
         self.purchases.extend(other.purchases);
         self.purchases.sort_unstable_by_key(|p| p.at_ms);
         let excess = self.purchases.len().saturating_sub(MAX_PURCHASES);
@@ -231,6 +253,29 @@ impl Profiles {
         (memory.purchases.iter().rev())
             .take_while(|p| p.at_ms > since_ms)
             .any(|p| p.items.iter().any(|k| rule.contains(k)))
+    }
+
+    /// Notes the profile was seen at `at_ms`, with so many exposures and conversions.
+    pub fn saw(&self, profile: u128, at_ms: i64, exposures: u64, conversions: u64) {
+        let mut memory = self.map.entry(profile).or_default();
+        memory.seen = Some(match memory.seen {
+            Some((first, last)) => (first.min(at_ms), last.max(at_ms)),
+            None => (at_ms, at_ms),
+        });
+        memory.exposures += exposures;
+        memory.conversions += conversions;
+    }
+
+    /// The profile's history for subject access.
+    pub fn summary(&self, profile: u128) -> Summary {
+        self.map
+            .get(&profile)
+            .map_or_else(Summary::default, |m| Summary {
+                first_seen_ms: m.seen.map(|s| s.0),
+                last_seen_ms: m.seen.map(|s| s.1),
+                exposures: m.exposures,
+                conversions: m.conversions,
+            })
     }
 
     /// Folds `absorbed` into `into` (the identity graph merged them).

@@ -1,7 +1,13 @@
 //! Reading records back: the library measurement code and the log consumers use.
+//!
+//! Records of erased people are redacted as they are read (see [`crate::erasure`]):
+//! every consumer (`aftercart log`, `GET /v1/log`, reports) sees them without
+//! identifiers, profile, transaction or order id. Only the server's own replay reads
+//! them whole, to keep deduplication keys that must outlive an erasure.
 
 use super::record::Record;
 use super::storage::{LogError, LogReader};
+use crate::erasure::Erasures;
 use std::path::Path;
 
 /// Decoded records in log order, from `from` (0 = the oldest record kept).
@@ -11,10 +17,25 @@ pub struct Records {
     /// The offset asked for, until the first record is read: a bad frame there means
     /// the caller's offset is not a record boundary, not that the log is corrupt.
     unverified_start: Option<(u64, u64)>,
+    /// Erasures known so far (the index, then every `erasure` record read).
+    erasures: Erasures,
+    redact: bool,
 }
 
 impl Records {
+    /// Records from `from`, with erased people's records redacted.
     pub fn open(dir: &Path, from: u64) -> Result<Records, LogError> {
+        let mut records = Self::open_unredacted(dir, from)?;
+        records.erasures = Erasures::load(dir).map_err(|source| LogError::Io {
+            path: dir.join(crate::erasure::INDEX),
+            source,
+        })?;
+        records.redact = true;
+        Ok(records)
+    }
+
+    /// Records as written, erased people's included: for the server's own replay.
+    pub fn open_unredacted(dir: &Path, from: u64) -> Result<Records, LogError> {
         let mut reader = LogReader::open(dir)?;
         let start = if from == 0 {
             reader.oldest_offset()?
@@ -27,6 +48,8 @@ impl Records {
             reader,
             payload: Vec::with_capacity(1024),
             unverified_start: Some((start, oldest)),
+            erasures: Erasures::default(),
+            redact: false,
         })
     }
 
@@ -46,7 +69,13 @@ impl Records {
             return Ok(None);
         };
         match Record::decode(&self.payload) {
-            Ok(r) => Ok(Some((offset, r))),
+            Ok(mut r) => {
+                if self.redact {
+                    self.erasures.note(&r);
+                    self.erasures.redact(&mut r);
+                }
+                Ok(Some((offset, r)))
+            }
             Err(e) => Err(LogError::Corrupt {
                 offset,
                 path: Default::default(),

@@ -69,7 +69,34 @@ pub async fn post(app: &App, req: Request<Incoming>) -> Result<Response<Body>, A
             continue;
         }
         keys.push((key, c.occurred_ms));
+        // A conversion dated before an erasure of one of its identifiers belongs to
+        // the erased person: it is kept, without identifiers, and links nothing.
+        let erased = {
+            let erasures = app
+                .delivery
+                .erasures
+                .read()
+                .unwrap_or_else(|e| e.into_inner());
+            (c.ids.iter()).any(|h| {
+                erasures
+                    .erased_at(h.hash)
+                    .is_some_and(|t| c.occurred_ms < t)
+            })
+        };
+        let c = &if erased {
+            conversion::Conversion {
+                ids: Vec::new(),
+                ..c.clone()
+            }
+        } else {
+            c.clone()
+        };
         let mut record = c.record(now, &app.config.currency);
+        if erased {
+            // Readers redact it (its order id too); the server's replay still sees the
+            // order id, so the deduplication key outlives the erasure.
+            record.reason = Some(crate::erasure::ERASED.into());
+        }
         // With personalisation consent the identifiers of one order are one customer,
         // and the purchase feeds suppression.
         let profile = (c.personalization && !c.ids.is_empty())
@@ -85,7 +112,7 @@ pub async fn post(app: &App, req: Request<Incoming>) -> Result<Response<Body>, A
             record.profile = profile.map(H128);
         }
         if let (Some(p), ConversionType::Purchase) = (profile, c.kind) {
-            purchases.push((p, c));
+            purchases.push((p, c.clone()));
         }
         fresh.push(record);
     }
@@ -111,6 +138,7 @@ pub async fn post(app: &App, req: Request<Incoming>) -> Result<Response<Body>, A
             app.delivery
                 .profiles
                 .purchased(profile, c.occurred_ms, items);
+            app.delivery.profiles.saw(profile, c.occurred_ms, 0, 1);
         }
         app.metrics
             .events

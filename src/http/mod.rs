@@ -11,6 +11,7 @@ mod events;
 mod inventory;
 pub mod log;
 mod manage;
+mod profiles;
 mod router;
 mod server;
 

@@ -2,7 +2,7 @@
 
 use super::codec::{Body, Codec};
 use super::error::ApiError;
-use super::{admin, campaigns, conversions, decisions, events, inventory, log, manage};
+use super::{admin, campaigns, conversions, decisions, events, inventory, log, manage, profiles};
 use crate::app::App;
 use http::{Method, Request, Response};
 use hyper::body::Incoming;
@@ -41,6 +41,7 @@ fn route_label(path: &str) -> &'static str {
         "/v1/inventory" => "inventory",
         "/v1/advertisers" => "advertisers",
         "/v1/keys" => "keys",
+        "/v1/profiles" => "profiles",
         "/v1/campaigns" | "/v1/campaigns/batch" => "campaigns",
         p if p.starts_with("/v1/campaigns/") => "campaign",
         p if p.starts_with("/v1/inventory/") => "inventory",
@@ -66,6 +67,8 @@ async fn dispatch(app: &App, req: Request<Incoming>) -> Result<Response<Body>, A
         ("/v1/campaigns", Method::GET) => campaigns::list(app, req).await,
         ("/v1/campaigns/batch", Method::POST) => campaigns::batch(app, req).await,
         ("/v1/inventory", Method::PUT) => inventory::put(app, req).await,
+        ("/v1/profiles", Method::GET) => profiles::get(app, req).await,
+        ("/v1/profiles", Method::DELETE) => profiles::delete(app, req).await,
         ("/healthz", Method::GET | Method::HEAD) => Ok(admin::healthz()),
         ("/readyz", Method::GET | Method::HEAD) => Ok(admin::readyz(app)),
         ("/metrics", Method::GET) => Ok(admin::metrics(app)),
@@ -83,7 +86,8 @@ async fn dispatch(app: &App, req: Request<Incoming>) -> Result<Response<Body>, A
             | "/v1/keys"
             | "/v1/campaigns"
             | "/v1/campaigns/batch"
-            | "/v1/inventory",
+            | "/v1/inventory"
+            | "/v1/profiles",
             _,
         ) => Err(ApiError::method_not_allowed()),
         (p, method) => {

@@ -10,6 +10,7 @@
 //! - `exposure`: the exposure log, impressions, clicks, conversions, crash safety and readers.
 //! - `management`: keys and roles on every management endpoint, the campaigns API, approval, restarts, the audit trail.
 //! - `inventory`: stock per location, product offers, in-unit purchases that never oversell.
+//! - `privacy`: subject access, erasure everywhere (graph, caps, readers, restarts), no raw e-mail on disk.
 //! - `lifecycle`: configuration errors, start-up refusal, validate, health and metrics, graceful shutdown.
 
 mod bad_input;
@@ -20,6 +21,7 @@ mod exposure;
 mod inventory;
 mod lifecycle;
 mod management;
+mod privacy;
 mod slots;
 mod support;
 mod targeting;

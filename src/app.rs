@@ -67,6 +67,8 @@ pub struct App {
     pub catalog_lock: tokio::sync::Mutex<()>,
     /// Serialises erasures, which rewrite the erasure index.
     pub erasure_lock: tokio::sync::Mutex<()>,
+    /// Public requests per client address (`None`: no limit).
+    pub address_limiter: Option<crate::traffic::RateLimiter<std::net::IpAddr>>,
     /// Fault injection for the log's storage (tests flip these).
     pub faults: Arc<Faults>,
     hasher: IdentityHasher,
@@ -225,6 +227,10 @@ impl App {
             folder: CampaignFolder::new(&config.campaigns),
             catalog_lock: tokio::sync::Mutex::new(()),
             erasure_lock: tokio::sync::Mutex::new(()),
+            address_limiter: crate::traffic::RateLimiter::new(
+                f64::from(config.rate_limit_per_address),
+                config.rate_limit_burst,
+            ),
             faults,
             hasher,
             admin_key_file,
@@ -289,6 +295,24 @@ impl App {
     /// The principal of the request's API key, if it presents a known one.
     pub fn authenticate(&self, headers: &HeaderMap) -> Option<Principal> {
         self.access.authenticate(headers)
+    }
+
+    /// The client's address (behind `trusted_proxies`, the forwarded one).
+    pub fn client_ip<B>(&self, req: &http::Request<B>) -> Option<std::net::IpAddr> {
+        let peer = req.extensions().get::<crate::traffic::Peer>()?;
+        Some(crate::traffic::client_ip(
+            req.headers(),
+            peer.0.ip(),
+            &self.config.trusted_proxies,
+        ))
+    }
+
+    /// Whether the client's address is within its rate limit (always, with none set).
+    pub fn within_rate<B>(&self, req: &http::Request<B>) -> bool {
+        match (&self.address_limiter, self.client_ip(req)) {
+            (Some(limiter), Some(ip)) => limiter.allow(&ip, self.clock.now_ms()),
+            _ => true,
+        }
     }
 
     /// The request carries the admin key.

@@ -73,6 +73,17 @@ pub const DEFAULT_LOG_QUEUE_WAIT_MS: u64 = 1_000;
 /// An offer's expected cost stays reserved this long for its impression or click
 /// (the contract's 10 minutes): long enough for a slow page, short enough that an
 /// A person has a handful of identifiers per kind (devices, cards, addresses); 64
+/// Rate limits are off unless configured: behind a CDN or a shop's own proxy many
+/// shoppers share an address, so a limit only makes sense with `trusted_proxies` set
+/// and a figure that fits the shop's traffic (see the README).
+pub const DEFAULT_RATE_LIMIT_PER_ADDRESS: u32 = 0;
+/// Requests an address may make at once before its rate applies.
+pub const DEFAULT_RATE_LIMIT_BURST: u32 = 20;
+/// Decisions per minute for one profile; 0 is no limit.
+pub const DEFAULT_RATE_LIMIT_PER_PROFILE: u32 = 0;
+/// No real page shows an offer and reports it seen within 100 ms of asking for it:
+/// faster impressions are scripts.
+pub const DEFAULT_MIN_RENDER_MS: u64 = 100;
 /// leaves room for a household, not for a store's test card gluing shoppers together.
 pub const DEFAULT_MAX_PROFILE_IDENTIFIERS: u16 = 64;
 /// abandoned page does not hold budget back.
@@ -148,6 +159,13 @@ pub struct Config {
     pub reservation_ttl_secs: u64,
     /// The most identifiers one profile may link; links beyond are refused.
     pub max_profile_identifiers: u16,
+    /// Public requests (decisions, events) per second per client address; 0 is off.
+    pub rate_limit_per_address: u32,
+    pub rate_limit_burst: u32,
+    /// Decisions per minute per profile; 0 is off.
+    pub rate_limit_per_profile: u32,
+    /// Impressions sooner than this after their decision are invalid; 0 is off.
+    pub min_render_ms: u64,
     pub click_ttl_secs: u64,
     pub dedup_horizon_days: u64,
     pub checkpoint_interval_secs: u64,
@@ -197,6 +215,10 @@ impl Default for Config {
             impression_ttl_secs: DEFAULT_IMPRESSION_TTL_SECS,
             reservation_ttl_secs: DEFAULT_RESERVATION_TTL_SECS,
             max_profile_identifiers: DEFAULT_MAX_PROFILE_IDENTIFIERS,
+            rate_limit_per_address: DEFAULT_RATE_LIMIT_PER_ADDRESS,
+            rate_limit_burst: DEFAULT_RATE_LIMIT_BURST,
+            rate_limit_per_profile: DEFAULT_RATE_LIMIT_PER_PROFILE,
+            min_render_ms: DEFAULT_MIN_RENDER_MS,
             click_ttl_secs: DEFAULT_CLICK_TTL_SECS,
             dedup_horizon_days: DEFAULT_DEDUP_HORIZON_DAYS,
             checkpoint_interval_secs: DEFAULT_CHECKPOINT_INTERVAL_SECS,
@@ -251,6 +273,10 @@ impl fmt::Debug for Config {
             .field("impression_ttl_secs", &self.impression_ttl_secs)
             .field("reservation_ttl_secs", &self.reservation_ttl_secs)
             .field("max_profile_identifiers", &self.max_profile_identifiers)
+            .field("rate_limit_per_address", &self.rate_limit_per_address)
+            .field("rate_limit_burst", &self.rate_limit_burst)
+            .field("rate_limit_per_profile", &self.rate_limit_per_profile)
+            .field("min_render_ms", &self.min_render_ms)
             .field("click_ttl_secs", &self.click_ttl_secs)
             .field("dedup_horizon_days", &self.dedup_horizon_days)
             .field("checkpoint_interval_secs", &self.checkpoint_interval_secs)
@@ -425,7 +451,7 @@ const SETTINGS: &[&str] = &[
     "max_body_bytes", "max_batch_body_bytes", "max_items", "max_slots",
     "header_read_timeout_ms", "idle_timeout_ms", "max_connections", "shutdown_grace_ms",
     "decision_replay_secs", "workers", "log_format", "log_level",
-    "log_segment_bytes", "log_flush_interval_ms", "log_queue_capacity", "log_queue_wait_ms", "impression_ttl_secs", "reservation_ttl_secs", "max_profile_identifiers", "click_ttl_secs", "dedup_horizon_days", "checkpoint_interval_secs", "log_retention_hours", "log_decisions",
+    "log_segment_bytes", "log_flush_interval_ms", "log_queue_capacity", "log_queue_wait_ms", "impression_ttl_secs", "reservation_ttl_secs", "max_profile_identifiers", "rate_limit_per_address", "rate_limit_burst", "rate_limit_per_profile", "min_render_ms", "click_ttl_secs", "dedup_horizon_days", "checkpoint_interval_secs", "log_retention_hours", "log_decisions",
     "default_consent.personalization", "default_consent.measurement", "trusted_proxies",
 ];
 
@@ -674,6 +700,20 @@ impl<'a> Resolver<'a> {
                 d.max_profile_identifiers,
                 |v| in_range(v, 10_000),
             ),
+            rate_limit_per_address: self.get(
+                "rate_limit_per_address",
+                d.rate_limit_per_address,
+                |v| zero_or(v, 1_000_000),
+            ),
+            rate_limit_burst: self.get("rate_limit_burst", d.rate_limit_burst, |v| {
+                in_range(v, 1_000_000)
+            }),
+            rate_limit_per_profile: self.get(
+                "rate_limit_per_profile",
+                d.rate_limit_per_profile,
+                |v| zero_or(v, 1_000_000),
+            ),
+            min_render_ms: self.get("min_render_ms", d.min_render_ms, |v| zero_or(v, 60_000)),
             click_ttl_secs: self.get("click_ttl_secs", d.click_ttl_secs, positive),
             dedup_horizon_days: self.get("dedup_horizon_days", d.dedup_horizon_days, positive),
             checkpoint_interval_secs: self.get(
@@ -842,6 +882,20 @@ fn in_range<T: TryFrom<u64>>(value: Val<'_>, max: u64) -> Parsed<T> {
         .filter(|&n| n <= max)
         .and_then(|n| T::try_from(n).ok())
         .ok_or_else(|| format!("must be at most {max}"))
+}
+
+/// 0 (off) or an integer in `1..=max`.
+fn zero_or<T: TryFrom<u64> + Default>(value: Val<'_>, max: u64) -> Parsed<T> {
+    let zero = match &value {
+        Val::Toml(toml::Value::Integer(0)) => true,
+        Val::Toml(_) => false,
+        other => as_str(*other).is_ok_and(|s| s.trim() == "0"),
+    };
+    if zero {
+        Ok(T::default())
+    } else {
+        in_range(value, max)
+    }
 }
 
 /// A TOML array of strings, or a comma-separated string from the environment.

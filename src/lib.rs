@@ -55,4 +55,5 @@ pub mod shutdown;
 pub mod synth;
 pub mod token;
 pub mod tracking;
+pub mod traffic;
 pub mod validation;

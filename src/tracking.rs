@@ -75,11 +75,47 @@ fn event_record(kind: Kind, t: &TokenPayload, now: i64, cost: i64) -> Record {
     r
 }
 
+/// Why an event is not a person looking at an offer, if it is not: `flagged` by the
+/// HTTP layer (a bot, a burst from one address), or faster than a page can render.
+fn invalid_reason(
+    app: &App,
+    t: &TokenPayload,
+    now: i64,
+    flagged: Option<&'static str>,
+) -> Option<&'static str> {
+    let min_render = app.config.min_render_ms as i64;
+    flagged.or((min_render > 0 && now - t.issued_ms < min_render).then_some("too_fast"))
+}
+
+/// Logs an invalid event: kept for the record, never counted or charged.
+async fn log_invalid(
+    app: &App,
+    t: &TokenPayload,
+    now: i64,
+    event: Kind,
+    reason: &'static str,
+) -> Result<Counted, EventError> {
+    let mut r = event_record(Kind::Invalid, t, now, 0);
+    r.reason = Some(reason.to_string());
+    r.event = Some(event);
+    app.log.append(Kind::Invalid, &[r]).await?;
+    app.metrics.events.with_label_values(&["invalid"]).inc();
+    Ok(Counted::No)
+}
+
 /// Counts an impression: the first per decision and slot within the impression
-/// time-to-live; charges cpm campaigns their price.
-pub async fn impression(app: &App, token: &str) -> Result<Counted, EventError> {
+/// time-to-live; charges cpm campaigns their price. `flagged` says why the HTTP layer
+/// found the request invalid, if it did.
+pub async fn impression(
+    app: &App,
+    token: &str,
+    flagged: Option<&'static str>,
+) -> Result<Counted, EventError> {
     let t = app.decider.sealer().open(token)?;
     let now = app.clock.now_ms();
+    if let Some(reason) = invalid_reason(app, &t, now, flagged) {
+        return log_invalid(app, &t, now, Kind::Impression, reason).await;
+    }
     if now - t.issued_ms > app.config.impression_ttl_secs as i64 * 1000 {
         return Ok(Counted::No);
     }
@@ -114,9 +150,17 @@ pub async fn impression(app: &App, token: &str) -> Result<Counted, EventError> {
 /// Counts a click (the first per decision and slot, within the click time-to-live),
 /// recording the impression too if none came; charges cpc campaigns their price.
 /// Returns the token's payload so the caller can redirect.
-pub async fn click(app: &App, token: &str) -> Result<(TokenPayload, Counted), EventError> {
+pub async fn click(
+    app: &App,
+    token: &str,
+    flagged: Option<&'static str>,
+) -> Result<(TokenPayload, Counted), EventError> {
     let t = app.decider.sealer().open(token)?;
     let now = app.clock.now_ms();
+    if let Some(reason) = invalid_reason(app, &t, now, flagged) {
+        let counted = log_invalid(app, &t, now, Kind::Click, reason).await?;
+        return Ok((t, counted));
+    }
     if now - t.issued_ms > app.config.click_ttl_secs as i64 * 1000
         || !app
             .ledger

@@ -72,6 +72,8 @@ pub enum DecisionError {
     Invalid(Vec<Detail>),
     #[error("{0}")]
     Forbidden(Detail),
+    #[error("too many decisions for this profile")]
+    RateLimited,
 }
 
 /// Who is asking, as the HTTP layer established it.
@@ -93,6 +95,8 @@ pub struct Decider {
     inventory: Arc<Inventory>,
     delivery: Arc<Delivery>,
     ledger: Arc<Ledger>,
+    /// Decisions per profile (`None`: no limit).
+    profile_limiter: Option<crate::traffic::RateLimiter<u128>>,
 }
 
 /// What the decision path shares with the rest of the server: stock, delivery state
@@ -126,12 +130,16 @@ impl Decider {
             snapshot,
             sealer: TokenSealer::new(token_key),
             hasher: IdentityHasher::new(identity_key),
-            config,
             clock,
             metrics,
             inventory: live.inventory,
             delivery: live.delivery,
             ledger: live.ledger,
+            profile_limiter: crate::traffic::RateLimiter::new(
+                f64::from(config.rate_limit_per_profile) / 60.0,
+                config.rate_limit_per_profile,
+            ),
+            config,
         }
     }
 
@@ -203,6 +211,12 @@ impl Decider {
                 l.profile.0
             })
         };
+
+        if let (Some(limiter), Some(p), false) = (&self.profile_limiter, profile, req.test)
+            && !limiter.allow(&p, now)
+        {
+            return Err(DecisionError::RateLimited);
+        }
 
         let snap = self.snapshot.load();
         let id = DecisionId::mint(now);

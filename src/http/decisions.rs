@@ -10,6 +10,10 @@ use hyper::body::Incoming;
 use std::time::{Duration, Instant};
 
 pub async fn post(app: &App, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
+    if !app.within_rate(&req) {
+        return Err(ApiError::rate_limited());
+    }
+    let bot = crate::traffic::is_bot(req.headers());
     let (parts, body) = req.into_parts();
     let codec = Codec::of_request(&parts.headers)?;
     let deadline = Duration::from_millis(app.config.header_read_timeout_ms);
@@ -18,6 +22,9 @@ pub async fn post(app: &App, req: Request<Incoming>) -> Result<Response<Body>, A
     let request: DecisionRequest = codec
         .decode(&bytes)
         .inspect_err(|_| app.decider.count_invalid())?;
+    if bot {
+        return answer_bot(app, &parts.headers, &request).await;
+    }
     let caller = Caller {
         admin: app.is_admin(&parts.headers),
         gpc: parts
@@ -30,6 +37,7 @@ pub async fn post(app: &App, req: Request<Incoming>) -> Result<Response<Body>, A
         match e {
             DecisionError::Invalid(details) => ApiError::invalid(details),
             DecisionError::Forbidden(detail) => ApiError::forbidden(detail),
+            DecisionError::RateLimited => ApiError::rate_limited(),
         }
     })?;
     let kind = if outcome.decision.offers.is_empty() {
@@ -66,4 +74,33 @@ pub async fn post(app: &App, req: Request<Incoming>) -> Result<Response<Body>, A
         .with_label_values(&[outcome.decision.channel.as_str()])
         .observe(started.elapsed().as_secs_f64());
     Ok(response)
+}
+
+/// A known bot gets a well-formed empty answer (no offer, nothing reserved or
+/// counted) and an `invalid` record, so it neither sees offers nor skews fill rates.
+async fn answer_bot(
+    app: &App,
+    headers: &http::HeaderMap,
+    request: &DecisionRequest,
+) -> Result<Response<Body>, ApiError> {
+    let now = app.clock.now_ms();
+    let mut r = crate::exposure::Record::new(Kind::Invalid, now);
+    r.reason = Some("bot_user_agent".into());
+    r.event = Some(Kind::Decision);
+    r.placement = request.placement.clone();
+    app.log
+        .append(Kind::Invalid, &[r])
+        .await
+        .map_err(|e| ApiError::unavailable(format!("{e}; retry later")))?;
+    app.metrics.events.with_label_values(&["invalid"]).inc();
+    #[derive(serde::Serialize)]
+    struct Empty {
+        decision_id: crate::ids::DecisionId,
+        offers: [(); 0],
+    }
+    let body = Empty {
+        decision_id: crate::ids::DecisionId::mint(now),
+        offers: [],
+    };
+    Ok(Codec::of_response(headers).encode(StatusCode::OK, &body))
 }

@@ -48,15 +48,31 @@ fn no_store(mut r: Response<Body>) -> Response<Body> {
     r
 }
 
+/// Why the HTTP layer finds an event request invalid: a known bot, or one request too
+/// many from its address.
+fn flagged(app: &App, req: &Request<Incoming>) -> Option<&'static str> {
+    if crate::traffic::is_bot(req.headers()) {
+        Some("bot_user_agent")
+    } else if !app.within_rate(req) {
+        Some("rate_limited")
+    } else {
+        None
+    }
+}
+
 pub async fn impression(app: &App, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
     let t = token(&req)?;
-    tracking::impression(app, &t).await.map_err(event_error)?;
+    let flag = flagged(app, &req);
+    tracking::impression(app, &t, flag)
+        .await
+        .map_err(event_error)?;
     Ok(no_store(empty(StatusCode::NO_CONTENT)))
 }
 
 pub async fn click(app: &App, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
     let t = token(&req)?;
-    let (payload, _) = tracking::click(app, &t).await.map_err(event_error)?;
+    let flag = flagged(app, &req);
+    let (payload, _) = tracking::click(app, &t, flag).await.map_err(event_error)?;
     let snap = app.snapshot.load();
     let url = snap
         .by_id(&payload.campaign)

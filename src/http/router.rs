@@ -12,7 +12,13 @@ pub async fn route(app: &App, req: Request<Incoming>) -> Response<Body> {
     let codec = Codec::of_response(req.headers());
     let route = req.uri().path().to_string();
     let result = dispatch(app, req).await;
-    let response = result.unwrap_or_else(|e| codec.error(&e));
+    let mut response = result.unwrap_or_else(|e| codec.error(&e));
+    if response.status() == http::StatusCode::TOO_MANY_REQUESTS {
+        response.headers_mut().insert(
+            http::header::RETRY_AFTER,
+            http::HeaderValue::from_static("1"),
+        );
+    }
     let class = match response.status().as_u16() {
         200..=299 => "2xx",
         300..=399 => "3xx",

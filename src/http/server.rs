@@ -33,7 +33,7 @@ pub async fn run(
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let (stream, _peer) = match accepted {
+                let (stream, peer) = match accepted {
                     Ok(a) => a,
                     Err(e) => {
                         // Out of file descriptors and similar: back off instead of spinning.
@@ -52,7 +52,7 @@ pub async fn run(
                 let stop = stop_rx.clone();
                 tracker.spawn(async move {
                     app.metrics.connections_open.inc();
-                    serve_connection(stream, app.clone(), stop).await;
+                    serve_connection(stream, peer, app.clone(), stop).await;
                     app.metrics.connections_open.dec();
                     drop(permit);
                 });
@@ -96,6 +96,7 @@ impl Activity {
 
 async fn serve_connection(
     stream: tokio::net::TcpStream,
+    peer: std::net::SocketAddr,
     app: Arc<App>,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -107,9 +108,10 @@ async fn serve_connection(
     let service = {
         let app = app.clone();
         let activity = activity.clone();
-        service_fn(move |req| {
+        service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
             let app = app.clone();
             let activity = activity.clone();
+            req.extensions_mut().insert(crate::traffic::Peer(peer));
             async move {
                 activity.in_flight.fetch_add(1, Ordering::Relaxed);
                 activity.touch();

@@ -11,6 +11,7 @@
 //! - `management`: keys and roles on every management endpoint, the campaigns API, approval, restarts, the audit trail.
 //! - `inventory`: stock per location, product offers, in-unit purchases that never oversell.
 //! - `privacy`: subject access, erasure everywhere (graph, caps, readers, restarts), no raw e-mail on disk.
+//! - `traffic`: rate limits per address and profile, trusted proxies, bots and too-fast impressions are never charged.
 //! - `lifecycle`: configuration errors, start-up refusal, validate, health and metrics, graceful shutdown.
 
 mod bad_input;
@@ -25,3 +26,4 @@ mod privacy;
 mod slots;
 mod support;
 mod targeting;
+mod traffic;

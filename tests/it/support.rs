@@ -155,6 +155,8 @@ impl TestServer {
         let config = Config {
             campaigns: sample_campaigns(),
             admin_key: Some(ADMIN_KEY.into()),
+            // Tests fire impressions the moment they have the offer: faster than any page.
+            min_render_ms: 0,
             ..Config::default()
         };
         Builder {

@@ -269,3 +269,52 @@ async fn slow_and_idle_clients_are_disconnected_and_the_connection_cap_holds() {
     still_serving(&s).await;
     s.stop().await;
 }
+
+/// Slowloris at scale: 500 connections trickling half a request do not stop a normal
+/// client from getting decisions (the real binary, so each side has its own sockets).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_hundred_slow_clients_do_not_starve_a_normal_one() {
+    use tokio::io::AsyncWriteExt;
+    let server = spawn_server(&sample_campaigns());
+    let addr = format!("127.0.0.1:{}", server.port);
+    let mut slow = Vec::new();
+    for _ in 0..500 {
+        let mut c = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        c.write_all(b"POST /v1/decisions HTTP/1.1\r\nHost: t\r\nX-Slow: ")
+            .await
+            .unwrap();
+        slow.push(c);
+    }
+    let keep_trickling = tokio::spawn(async move {
+        for _ in 0..20 {
+            for c in slow.iter_mut() {
+                let _ = c.write_all(b"a").await;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        slow
+    });
+    let client = reqwest::Client::new();
+    for i in 0..10 {
+        let started = std::time::Instant::now();
+        let r = client
+            .post(format!("http://{addr}/v1/decisions"))
+            .json(&example_with_tx("decision-online.json", &format!("SL-{i}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(1),
+            "a decision took {:?} beside 500 slow clients",
+            started.elapsed()
+        );
+    }
+    drop(keep_trickling.await.unwrap());
+}
+
+fn example_with_tx(file: &str, tx: &str) -> serde_json::Value {
+    let mut req = example(file);
+    req["transaction"]["id"] = serde_json::json!(tx);
+    req
+}

@@ -27,6 +27,9 @@ fuzz_target!(|data: &[u8]| {
     };
     let hasher = IdentityHasher::new(&[0; 32]);
     if let Err(p) = req.validate(limits, "USD", consent, &hasher, 1_795_000_000_000) {
-        assert!(p.0.iter().all(|d| !d.path.is_empty() && !d.message.is_empty()));
+        assert!(
+            p.0.iter()
+                .all(|d| !d.path.is_empty() && !d.message.is_empty())
+        );
     }
 });

@@ -57,8 +57,7 @@ pub async fn post(app: &App, req: Request<Incoming>) -> Result<Response<Body>, A
     if !outcome.replayed && !outcome.test {
         let ch = outcome.decision.channel as usize;
         for o in &outcome.decision.offers {
-            let live = app.delivery.registry.get(&o.winner.campaign.id);
-            crate::delivery::CampaignLive::count(&live.offers[ch]);
+            crate::delivery::CampaignLive::count(&o.winner.campaign.live.offers[ch]);
         }
     }
     let view = DecisionView {

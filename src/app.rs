@@ -309,10 +309,11 @@ impl App {
 
     /// Whether the client's address is within its rate limit (always, with none set).
     pub fn within_rate<B>(&self, req: &http::Request<B>) -> bool {
-        match (&self.address_limiter, self.client_ip(req)) {
-            (Some(limiter), Some(ip)) => limiter.allow(&ip, self.clock.now_ms()),
-            _ => true,
-        }
+        let Some(limiter) = &self.address_limiter else {
+            return true;
+        };
+        self.client_ip(req)
+            .is_none_or(|ip| limiter.allow(&ip, self.clock.now_ms()))
     }
 
     /// The request carries the admin key.

@@ -15,8 +15,7 @@
 
 use crate::app::App;
 use crate::exposure::record::ConversionType;
-use crate::exposure::record::H128;
-use crate::exposure::{Kind, LogUnavailable, Record};
+use crate::exposure::{Kind, LogUnavailable};
 use crate::inventory::TakeError;
 use crate::ledger::Event;
 use crate::money::Micros;
@@ -81,16 +80,7 @@ pub async fn buy(app: &App, token: &str, quantity: u32) -> Result<Order, Purchas
     };
     let order = order_id(t.decision.0, t.slot);
     let total = unit_price.saturating_mul(i64::from(quantity));
-    let mut r = Record::new(Kind::Purchase, now);
-    r.decision_id = Some(H128(t.decision.0));
-    r.slot = Some(t.slot);
-    r.campaign = Some(t.campaign.clone());
-    r.creative = Some(t.creative.clone());
-    r.placement = Some(t.placement.clone());
-    r.channel = Some(t.channel);
-    r.location = Some(t.location.clone());
-    r.profile = t.profile.map(H128);
-    r.decision_ts = Some(t.issued_ms);
+    let mut r = crate::tracking::offer_record(Kind::Purchase, &t, now);
     r.order_id = Some(order.clone());
     r.sku = Some(sku.clone());
     r.quantity = Some(quantity);

@@ -43,18 +43,7 @@ pub fn load_or_create_admin_key(path: &Path) -> std::io::Result<(String, bool)> 
 /// Writes a file atomically: a temporary file beside it, fsync, rename, fsync of the
 /// folder. A crash leaves the old file or the new one, never a torn one.
 pub fn write_atomic(path: &Path, content: &[u8]) -> std::io::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(content)?;
-    f.sync_all()?;
-    drop(f);
-    std::fs::rename(&tmp, path)?;
-    std::fs::File::open(dir)?.sync_all()
+    atomically(path, false, |w| w.write_all(content))
 }
 
 /// Like [`write_atomic`], streaming the content through `write` (large checkpoints
@@ -63,19 +52,7 @@ pub fn write_atomic_with(
     path: &Path,
     write: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> std::io::Result<()>,
 ) -> std::io::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let tmp = path.with_extension("tmp");
-    let mut w = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
-    write(&mut w)?;
-    let f = w.into_inner().map_err(|e| e.into_error())?;
-    f.sync_all()?;
-    drop(f);
-    std::fs::rename(&tmp, path)?;
-    std::fs::File::open(dir)?.sync_all()
+    atomically(path, false, write)
 }
 
 /// Writes a secret (with a trailing newline) only its owner can read.
@@ -83,9 +60,17 @@ fn write_private(path: &Path, content: &str) -> std::io::Result<()> {
     write_private_atomic(path, format!("{content}\n").as_bytes())
 }
 
-/// Writes a file only its owner can read (mode 0600), atomically: temp file, fsync,
-/// rename, fsync of the folder. A crash never leaves a half-written file.
+/// Like [`write_atomic`], for a file only its owner can read (mode 0600).
 pub fn write_private_atomic(path: &Path, content: &[u8]) -> std::io::Result<()> {
+    atomically(path, true, |w| w.write_all(content))
+}
+
+/// Temp file (0600 when `private`), `write`, fsync, rename, fsync of the folder.
+fn atomically(
+    path: &Path,
+    private: bool,
+    write: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> std::io::Result<()>,
+) -> std::io::Result<()> {
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
@@ -95,12 +80,15 @@ pub fn write_private_atomic(path: &Path, content: &[u8]) -> std::io::Result<()> 
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create(true).truncate(true);
     #[cfg(unix)]
-    {
+    if private {
         use std::os::unix::fs::OpenOptionsExt;
         opts.mode(0o600);
     }
-    let mut f = opts.open(&tmp)?;
-    f.write_all(content)?;
+    #[cfg(not(unix))]
+    let _ = private;
+    let mut w = std::io::BufWriter::new(opts.open(&tmp)?);
+    write(&mut w)?;
+    let f = w.into_inner().map_err(|e| e.into_error())?;
     f.sync_all()?;
     drop(f);
     std::fs::rename(&tmp, path)?;

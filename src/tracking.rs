@@ -58,7 +58,9 @@ pub fn campaign_day(app: &App, campaign: &str, ms: i64) -> i32 {
     local.map_or(0, |d| (d - chrono::NaiveDate::default()).num_days() as i32)
 }
 
-fn event_record(kind: Kind, t: &TokenPayload, now: i64, cost: i64) -> Record {
+/// A record about the offer a token names: which decision, slot, campaign, creative,
+/// placement, channel, location and profile, and when the decision was made.
+pub fn offer_record(kind: Kind, t: &TokenPayload, now: i64) -> Record {
     let mut r = Record::new(kind, now);
     r.decision_id = Some(H128(t.decision.0));
     r.slot = Some(t.slot);
@@ -68,10 +70,16 @@ fn event_record(kind: Kind, t: &TokenPayload, now: i64, cost: i64) -> Record {
     r.channel = Some(t.channel);
     r.location = Some(t.location.clone());
     r.profile = t.profile.map(H128);
+    r.decision_ts = Some(t.issued_ms);
+    r
+}
+
+/// An impression, click or invalid event: the offer, its price and what it charged.
+fn event_record(kind: Kind, t: &TokenPayload, now: i64, cost: i64) -> Record {
+    let mut r = offer_record(kind, t, now);
     r.model = Some(t.model);
     r.price = Some(t.price);
     r.cost = Some(cost);
-    r.decision_ts = Some(t.issued_ms);
     r
 }
 

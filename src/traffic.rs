@@ -62,8 +62,12 @@ pub fn is_bot(headers: &HeaderMap) -> bool {
     else {
         return false;
     };
-    let ua = ua.to_ascii_lowercase();
-    BOT_AGENTS.iter().any(|b| ua.contains(b))
+    // Every browser sends a user agent: compare in place rather than lower-casing a
+    // copy on every decision.
+    let ua = ua.as_bytes();
+    BOT_AGENTS
+        .iter()
+        .any(|b| (ua.windows(b.len())).any(|w| w.eq_ignore_ascii_case(b.as_bytes())))
 }
 
 #[derive(Clone, Copy, Debug)]

@@ -12,7 +12,10 @@
 //! - [`inventory`]: live stock per SKU and location, for product offers and purchases.
 //! - [`index`]: compiled campaigns and their compact records, inverted targeting
 //!   indexes, the published snapshot and its incremental publisher.
-//! - [`decision`]: request validation, selection (eligibility, ranking, slots), replays.
+//! - [`decision`]: request validation, selection (eligibility, ranking, slots), replays,
+//!   and the live gate of the slot walk.
+//! - [`delivery`]: caps, budgets and pacing, holdouts, suppression, learned CTR, stats.
+//! - [`traffic`]: client addresses behind trusted proxies, rate limits, bots.
 //! - [`token`]: sealed tracking tokens for impression, click and purchase URLs.
 //! - [`tracking`]: impression and click events, counted once and charged.
 //! - [`purchase`]: in-unit purchases of product offers, never oversold.
@@ -21,6 +24,7 @@
 //! - [`ledger`]: spend and deduplication state derived from the log, checkpointed.
 //! - [`identity`]: keyed hashing of customer identifiers; the identity graph that links
 //!   them into profiles.
+//! - [`erasure`]: forgetting a person: the erasure index, redaction for every reader.
 //! - [`http`]: the server, routing, codecs (JSON, MessagePack) and errors.
 //! - [`app`]: the shared state a running server hands to every request.
 //! - [`metrics`], [`shutdown`], [`clock`], [`ids`], [`money`], [`secrets`],

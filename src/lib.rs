@@ -19,6 +19,8 @@
 //! - [`conversion`]: purchases and refunds from checkouts and POS, validated whole.
 //! - [`exposure`]: the append-only exposure log: records, writer, reader.
 //! - [`ledger`]: spend and deduplication state derived from the log, checkpointed.
+//! - [`measure`]: `aftercart report`: closed-loop attribution, ROAS across channels and
+//!   holdout lift, from the exposure log alone.
 //! - [`identity`]: keyed hashing of customer identifiers; the identity graph that links
 //!   them into profiles.
 //! - [`http`]: the server, routing, codecs (JSON, MessagePack) and errors.
@@ -46,6 +48,7 @@ pub mod ids;
 pub mod index;
 pub mod inventory;
 pub mod ledger;
+pub mod measure;
 pub mod metrics;
 pub mod money;
 pub mod purchase;

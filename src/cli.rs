@@ -1,4 +1,4 @@
-//! The `aftercart` command line: `serve`, `validate` and `synth`.
+//! The `aftercart` command line: `serve`, `validate`, `log`, `report` and `synth`.
 
 use crate::app::{App, StartError};
 use crate::campaign::{ValidationRules, load_folder};
@@ -66,6 +66,33 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = LogFormatArg::Json)]
         format: LogFormatArg,
     },
+    /// Closed-loop attribution from the exposure log alone: per campaign delivery, spend,
+    /// conversions, revenue by channel, connected and online-only ROAS, holdout lift.
+    Report {
+        /// Data folder (default ./data); the log is its `log/`.
+        #[arg(long, default_value = "./data")]
+        data: PathBuf,
+        /// Only this campaign's row.
+        #[arg(long)]
+        campaign: Option<String>,
+        /// Start of the period, inclusive: RFC 3339 or YYYY-MM-DD (midnight UTC).
+        #[arg(long, value_parser = parse_from)]
+        from: Option<i64>,
+        /// End of the period, exclusive: RFC 3339, or YYYY-MM-DD for the end of that day.
+        #[arg(long, value_parser = parse_to)]
+        to: Option<i64>,
+        /// Credit purchases this long after a click (s, m, h, d or w).
+        #[arg(long, default_value = "14d", value_parser = crate::measure::parse_window)]
+        click_window: i64,
+        /// Credit purchases this long after an impression that was not clicked.
+        #[arg(long, default_value = "1d", value_parser = crate::measure::parse_window)]
+        view_window: i64,
+        #[arg(long, value_enum, default_value_t = ReportFormatArg::Table)]
+        format: ReportFormatArg,
+        /// Write to this file instead of stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Generate synthetic campaigns or requests for benchmarks and load tests.
     Synth {
         #[command(subcommand)]
@@ -77,6 +104,22 @@ pub enum Command {
 pub enum LogFormatArg {
     Json,
     Msgpack,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReportFormatArg {
+    Table,
+    Json,
+    Csv,
+    Html,
+}
+
+fn parse_from(s: &str) -> Result<i64, String> {
+    crate::measure::parse_time(s, false)
+}
+
+fn parse_to(s: &str) -> Result<i64, String> {
+    crate::measure::parse_time(s, true)
 }
 
 #[derive(Subcommand, Debug)]
@@ -126,6 +169,25 @@ pub fn run(cli: Cli) -> ExitCode {
             follow,
             format,
         } => print_log(&data, from, follow, format),
+        Command::Report {
+            data,
+            campaign,
+            from,
+            to,
+            click_window,
+            view_window,
+            format,
+            out,
+        } => {
+            let options = crate::measure::Options {
+                campaign,
+                from_ms: from,
+                to_ms: to,
+                click_window_ms: click_window,
+                view_window_ms: view_window,
+            };
+            report(&data, &options, format, out.as_deref())
+        }
         Command::Synth { what } => synth(what),
     }
 }
@@ -295,6 +357,63 @@ fn print_log(data: &std::path::Path, from: u64, follow: bool, format: LogFormatA
                 eprintln!("aftercart log: {e}");
                 return ExitCode::FAILURE;
             }
+        }
+    }
+}
+
+fn report(
+    data: &std::path::Path,
+    options: &crate::measure::Options,
+    format: ReportFormatArg,
+    out: Option<&std::path::Path>,
+) -> ExitCode {
+    use crate::measure::format::{Format, write};
+    use crate::measure::{ReportError, progress::Bar, report_with_progress};
+    use std::io::Write;
+    let mut bar = Bar::stderr();
+    let result = report_with_progress(data, options, &mut |p| bar.update(p));
+    bar.finish();
+    let report = match result {
+        Ok(r) => r,
+        Err(e @ ReportError::Options(_)) => {
+            eprintln!("aftercart report: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+        Err(e) => {
+            eprintln!("aftercart report: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Some(id) = &options.campaign
+        && report.campaign(id).is_none()
+    {
+        eprintln!("aftercart report: campaign {id} does not appear in the log");
+    }
+    let format = match format {
+        ReportFormatArg::Table => Format::Table,
+        ReportFormatArg::Json => Format::Json,
+        ReportFormatArg::Csv => Format::Csv,
+        ReportFormatArg::Html => Format::Html,
+    };
+    let written = match out {
+        Some(path) => std::fs::File::create(path).and_then(|f| {
+            let mut w = std::io::BufWriter::new(f);
+            write(&report, format, &mut w)?;
+            w.into_inner().map_err(|e| e.into_error())?.sync_all()
+        }),
+        None => {
+            let stdout = std::io::stdout();
+            let mut w = std::io::BufWriter::new(stdout.lock());
+            write(&report, format, &mut w).and_then(|()| w.flush())
+        }
+    };
+    match written {
+        Ok(()) => ExitCode::SUCCESS,
+        // A closed pipe (`| head`) is not a failure.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("aftercart report: cannot write the report: {e}");
+            ExitCode::FAILURE
         }
     }
 }

@@ -22,6 +22,8 @@
 //! - [`conversion`]: purchases and refunds from checkouts and POS, validated whole.
 //! - [`exposure`]: the append-only exposure log: records, writer, reader.
 //! - [`ledger`]: spend and deduplication state derived from the log, checkpointed.
+//! - [`measure`]: `aftercart report`: closed-loop attribution, ROAS across channels and
+//!   holdout lift, from the exposure log alone.
 //! - [`identity`]: keyed hashing of customer identifiers; the identity graph that links
 //!   them into profiles.
 //! - [`erasure`]: forgetting a person: the erasure index, redaction for every reader.
@@ -51,6 +53,7 @@ pub mod ids;
 pub mod index;
 pub mod inventory;
 pub mod ledger;
+pub mod measure;
 pub mod metrics;
 pub mod money;
 pub mod purchase;

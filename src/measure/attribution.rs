@@ -44,6 +44,7 @@
 //! entries are swept as the log's clock advances.
 
 mod credit;
+mod state;
 
 use super::links::Links;
 use super::model::{LogSummary, Overall, Period, REPORT_VERSION, Report, ratio};
@@ -52,10 +53,10 @@ use super::stream::{Work, stream};
 use super::tally::{self, Campaigns, Placements};
 use super::wire::{self, Fields, View};
 use super::{FastMap, Options, Progress, ReportError, txn_key};
-use crate::campaign::Channel;
 use crate::config::DEFAULT_CLICK_TTL_SECS;
 use crate::exposure::record::Kind;
 use crate::exposure::view::time;
+use state::{Entry, State};
 use std::path::Path;
 
 /// Log-clock slack for records written slightly out of time order.
@@ -63,56 +64,51 @@ const SLACK_MS: i64 = 60_000;
 /// Sweep every profile for expired entries at most once per day of log time.
 const SWEEP_EVERY_MS: i64 = 86_400_000;
 
-/// What is remembered about a profile: 32 bytes.
-#[derive(Clone, Copy, Debug)]
-enum Entry {
-    /// A recent decision: its id (folded to 64 bits) and the order it was made for.
-    Offer { decision: u64, txn: u64, ts: i64 },
-    /// An impression or click.
-    Seen {
-        campaign: u32,
-        click: bool,
-        channel: Channel,
-        ts: i64,
-        txn: u64,
-    },
-    /// The profile's holdout group for a campaign, from its first assignment.
-    Group {
-        campaign: u32,
-        control: bool,
-        converted: bool,
-        in_period: bool,
-        since: i64,
-        txn: u64,
-        revenue: i64,
-    },
-}
-
 /// Profiles and what is remembered about each.
+///
+/// Profile ids are the identity graph's 128-bit keyed hashes, uniform and unpredictable;
+/// the map keys them by 64 bits (folded), which halves its memory at a million profiles.
+/// Two profiles share a key with a probability of about n² / 2⁶⁵ (10⁻⁷ for a million),
+/// as two orders share a 64-bit order key.
 #[derive(Default)]
 struct Profiles {
-    /// A profile id (as on a record, or as resolved) → its state's number.
-    slots: FastMap<u128, u32>,
-    states: Vec<Vec<Entry>>,
+    /// A profile id (as on a record, or as resolved), folded → its state's number.
+    slots: FastMap<u64, u32>,
+    states: Vec<State>,
 }
 
 impl Profiles {
+    /// Room for about `n` profiles, so that the two big tables are allocated once
+    /// rather than doubled (and briefly held twice) as they fill.
+    fn with_capacity(n: usize) -> Profiles {
+        let mut slots = FastMap::default();
+        slots.reserve(n + n / 8);
+        Profiles {
+            slots,
+            states: Vec::with_capacity(n + n / 16),
+        }
+    }
+
+    fn get(&self, profile: u128) -> Option<u32> {
+        self.slots.get(&fold(profile)).copied()
+    }
+
     /// The state of the profile `raw` resolves to, created when new.
     fn slot(&mut self, links: &Links, raw: u128) -> u32 {
-        if let Some(&s) = self.slots.get(&raw) {
+        if let Some(s) = self.get(raw) {
             return s;
         }
         let resolved = links.resolve(raw);
-        let s = match self.slots.get(&resolved) {
-            Some(&s) => s,
+        let s = match self.get(resolved) {
+            Some(s) => s,
             None => {
                 let s = self.states.len() as u32;
-                self.states.push(Vec::new());
-                self.slots.insert(resolved, s);
+                self.states.push(State::Empty);
+                self.slots.insert(fold(resolved), s);
                 s
             }
         };
-        self.slots.insert(raw, s);
+        self.slots.insert(fold(raw), s);
         s
     }
 }
@@ -151,7 +147,7 @@ impl<'a> Attribution<'a> {
             links,
             campaigns: Campaigns::default(),
             placements: Placements::default(),
-            profiles: Profiles::default(),
+            profiles: Profiles::with_capacity(links.graph.stats().profiles as usize),
             memos: FastMap::default(),
             pending: FastMap::default(),
             overall: Overall::default(),
@@ -266,10 +262,12 @@ impl<'a> Attribution<'a> {
             return;
         };
         let txn = v.transaction_id.map_or(0, txn_key);
-        let state = &self.profiles.states[slot as usize];
+        let state = self.profiles.states[slot as usize].entries();
+        // One entry per decision (its other offers share it), and none for a decision
+        // without an order: nothing could be excluded for it.
         if let Some(d) = v.decision_id.map(fold)
             && txn != 0
-            && !matches!(state.last(), Some(Entry::Offer { decision, .. }) if *decision == d)
+            && !(state.iter().rev()).any(|e| e.decision().is_some_and(|(x, _)| x == d))
         {
             let offer = Entry::Offer {
                 decision: d,
@@ -282,7 +280,7 @@ impl<'a> Attribution<'a> {
         let control = v.kind == Kind::Control;
         let follow = control || (v.kind == Kind::Decision && self.campaigns.get(c).has_holdout());
         let assigned = || {
-            (self.profiles.states[slot as usize].iter())
+            (self.profiles.states[slot as usize].entries().iter())
                 .any(|e| matches!(e, Entry::Group { campaign, .. } if *campaign == c))
         };
         if follow && !assigned() {
@@ -322,36 +320,43 @@ impl<'a> Attribution<'a> {
         let (Some(slot), Some(channel)) = (self.exposure_slot(offset, v), v.channel) else {
             return;
         };
-        let state = &self.profiles.states[slot as usize];
-        let d = v.decision_id.map(fold);
-        let txn = (state.iter().rev())
-            .find_map(|e| match e {
-                Entry::Offer { decision, txn, .. } if Some(*decision) == d => Some(*txn),
-                _ => None,
-            })
-            .unwrap_or(0);
-        if holdout && in_period {
-            let exposed = state.iter().any(|e| {
-                matches!(e, Entry::Group { campaign, control: false, in_period: true, .. } if *campaign == c)
-            });
-            if exposed {
-                self.campaigns.get(c).exposed_spend += cost;
+        let d = v.decision_id.map_or(0, fold);
+        let state = &mut self.profiles.states[slot as usize];
+        // The order of the decision behind the event, from its offer (which the first
+        // event then replaces) or from an earlier event of the same decision.
+        let mut replace = None;
+        let mut txn = 0;
+        for (i, e) in state.entries().iter().enumerate().rev() {
+            if let Some((decision, t)) = e.decision()
+                && decision == d
+            {
+                txn = t;
+                replace = matches!(e, Entry::Offer { .. }).then_some(i);
+                break;
             }
         }
+        let exposed = holdout
+            && in_period
+            && state.entries().iter().any(|e| {
+                matches!(e, Entry::Group { campaign, control: false, in_period: true, .. } if *campaign == c)
+            });
         let seen = Entry::Seen {
             campaign: c,
             click,
             channel,
             ts: v.ts,
+            decision: d,
             txn,
         };
-        self.push(slot, seen, v.ts);
+        match replace {
+            Some(i) => state.entries_mut()[i] = seen,
+            None => self.push(slot, seen, v.ts),
+        }
+        if exposed {
+            self.campaigns.get(c).exposed_spend += cost;
+        }
     }
 
-    /// A profile's entries are pruned whenever they are about to outgrow their memory
-    /// (see [`Attribution::push`]), so active profiles stay small; this sweep frees what
-    /// profiles that went quiet still hold. At most once a day of log time, and only
-    /// after as many records as there are profiles, so it costs O(1) a record.
     fn maybe_sweep(&mut self, now: i64) {
         self.since_sweep += 1;
         if now < self.next_sweep || self.since_sweep < self.profiles.states.len() as u64 {
@@ -370,7 +375,7 @@ impl<'a> Attribution<'a> {
     fn push(&mut self, slot: u32, e: Entry, now: i64) {
         let (seen, offers) = self.cutoffs(now);
         let state = &mut self.profiles.states[slot as usize];
-        if state.len() == state.capacity() && !state.is_empty() {
+        if state.is_full() {
             prune(state, seen, offers);
         }
         state.push(e);
@@ -385,8 +390,30 @@ impl<'a> Attribution<'a> {
     }
 
     fn finish(mut self, records: u64, end: u64) -> Report {
+        {
+            let (mut e, mut one, mut many, mut ent, mut cap) = (0, 0, 0, 0, 0);
+            for st in &self.profiles.states {
+                match st {
+                    State::Empty => e += 1,
+                    State::One(_) => one += 1,
+                    State::Many(v) => {
+                        many += 1;
+                        ent += v.len();
+                        cap += v.capacity();
+                    }
+                }
+            }
+            eprintln!(
+                "DEBUG states empty {e} one {one} many {many} entries {ent} cap {cap} slots {} cap {} pending {} memos {} size {}",
+                self.profiles.slots.len(),
+                self.profiles.slots.capacity(),
+                self.pending.len(),
+                self.memos.len(),
+                std::mem::size_of::<State>()
+            );
+        }
         for state in &self.profiles.states {
-            for e in state {
+            for e in state.entries() {
                 if let Entry::Group {
                     campaign,
                     control,
@@ -417,7 +444,7 @@ impl<'a> Attribution<'a> {
         let mut overall = self.overall;
         overall.cross_channel_rate = everywhere.cross_channel_rate;
         overall.resolved_purchases += (self.pending.iter())
-            .filter(|(p, _)| self.profiles.slots.contains_key(*p))
+            .filter(|(p, _)| self.profiles.get(**p).is_some())
             .map(|(_, n)| n)
             .sum::<u64>();
         overall.identity_resolution_rate =
@@ -467,27 +494,16 @@ fn read(offset: u64, payload: &[u8]) -> Result<View<'_>, ReportError> {
 }
 
 /// Drops exposures older than `seen` and decisions older than `offers`; holdout groups
-/// stay. Gives memory back when most of it is free.
-fn prune(state: &mut Vec<Entry>, seen: i64, offers: i64) {
+/// stay.
+fn prune(state: &mut State, seen: i64, offers: i64) {
     state.retain(|e| match e {
         Entry::Seen { ts, .. } => *ts >= seen,
         Entry::Offer { ts, .. } => *ts >= offers,
         Entry::Group { .. } => true,
     });
-    if state.capacity() > 2 * state.len() + 4 {
-        state.shrink_to_fit();
-    }
 }
 
-/// A decision id folded to 64 bits: unique enough within one profile's recent ones.
+/// A 128-bit id folded to 64 bits.
 fn fold(d: u128) -> u64 {
     d as u64 ^ (d >> 64) as u64
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn an_entry_is_32_bytes() {
-        assert!(std::mem::size_of::<super::Entry>() <= 32);
-    }
 }

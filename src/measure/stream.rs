@@ -22,7 +22,7 @@ use std::sync::mpsc;
 const IN_FLIGHT: usize = 4;
 /// A batch holds about this many payload bytes (or [`BATCH_RECORDS`] records).
 const BATCH_BYTES: usize = 1 << 20;
-const BATCH_RECORDS: usize = 4096;
+const BATCH_RECORDS: usize = 2048;
 /// The share of records handed over undecoded is counted in sixteenths.
 const SHARES: u32 = 16;
 

@@ -148,7 +148,7 @@ impl Attribution<'_> {
     /// Counts a purchase (in the period) and whether its buyer is a known profile, one
     /// with decisions; returns the buyer's state when it has one already.
     fn known(&mut self, buyer: Option<u128>, in_period: bool) -> Option<u32> {
-        let slot = buyer.and_then(|p| self.profiles.slots.get(&p).copied());
+        let slot = buyer.and_then(|p| self.profiles.get(p));
         if in_period {
             self.overall.purchases += 1;
             match (buyer, slot) {
@@ -170,7 +170,7 @@ impl Attribution<'_> {
                 return Ok(None);
             }
             // A profile id seen on a decision maps to its state without a graph lookup.
-            if self.profiles.slots.contains_key(&p) {
+            if self.profiles.get(p).is_some() {
                 return Ok(Some(p));
             }
             return Ok(Some(self.links.resolve(p)));
@@ -199,13 +199,14 @@ impl Attribution<'_> {
     fn winner(&self, slot: u32, keys: &[u64], t: i64, order_txn: u64) -> Option<(u32, Channel)> {
         let (click_w, view_w) = (self.options.click_window_ms, self.options.view_window_ms);
         let mut best: Option<(bool, i64, u32, Channel)> = None;
-        for e in &self.profiles.states[slot as usize] {
+        for e in self.profiles.states[slot as usize].entries() {
             let Entry::Seen {
                 campaign,
                 click,
                 channel,
                 ts,
                 txn,
+                ..
             } = *e
             else {
                 continue;
@@ -238,7 +239,7 @@ impl Attribution<'_> {
     ) -> Vec<u32> {
         let mut credited = Vec::new();
         let campaigns = &self.campaigns.list;
-        for e in &mut self.profiles.states[slot as usize] {
+        for e in self.profiles.states[slot as usize].entries_mut() {
             if let Entry::Group {
                 campaign,
                 converted,
@@ -356,7 +357,7 @@ impl Attribution<'_> {
                 self.campaigns.get(c).revenue[memo.channel as usize] -= amount;
             }
             if let Some(slot) = memo.slot {
-                for e in &mut self.profiles.states[slot as usize] {
+                for e in self.profiles.states[slot as usize].entries_mut() {
                     if let Entry::Group {
                         campaign, revenue, ..
                     } = e

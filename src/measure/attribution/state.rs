@@ -82,10 +82,7 @@ impl State {
         match self {
             State::Empty => *self = State::One(e),
             State::One(first) => {
-                let mut v = Vec::with_capacity(2);
-                v.push(*first);
-                v.push(e);
-                *self = State::Many(v);
+                *self = State::Many(vec![*first, e]);
             }
             State::Many(v) => {
                 if v.len() == v.capacity() {

@@ -12,6 +12,7 @@ mod inventory;
 pub mod log;
 mod manage;
 mod profiles;
+mod reports;
 mod router;
 mod server;
 

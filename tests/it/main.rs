@@ -11,6 +11,7 @@
 //! - `management`: keys and roles on every management endpoint, the campaigns API, approval, restarts, the audit trail.
 //! - `inventory`: stock per location, product offers, in-unit purchases that never oversell.
 //! - `privacy`: subject access, erasure everywhere (graph, caps, readers, restarts), no raw e-mail on disk.
+//! - `report`: `GET /v1/campaigns/{id}/report`: in-store revenue from a web offer, who may read it, periods and windows.
 //! - `traffic`: rate limits per address and profile, trusted proxies, bots and too-fast impressions are never charged.
 //! - `lifecycle`: configuration errors, start-up refusal, validate, health and metrics, graceful shutdown.
 
@@ -23,6 +24,7 @@ mod inventory;
 mod lifecycle;
 mod management;
 mod privacy;
+mod report;
 mod slots;
 mod support;
 mod targeting;

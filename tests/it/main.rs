@@ -5,6 +5,7 @@
 //! - `decisions`: offers on every channel from the sample set, codecs, replays, explain and preview.
 //! - `delivery`: one profile across channels, caps, budgets and pacing over simulated days, suppression, holdouts, learned CTR.
 //! - `targeting`: every targeting predicate matching and not matching.
+//! - `simulate`: the simulator as the report's oracle: delivery, identity resolution and a known true lift recovered.
 //! - `slots`: multi-slot walks, advertiser and competitive separation, ranking, floors and blocklists.
 //! - `bad_input`: malformed, wrong-typed, oversized and hostile requests get precise 4xx errors.
 //! - `exposure`: the exposure log, impressions, clicks, conversions, crash safety and readers.
@@ -25,6 +26,7 @@ mod lifecycle;
 mod management;
 mod privacy;
 mod report;
+mod simulate;
 mod slots;
 mod support;
 mod targeting;

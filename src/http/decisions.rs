@@ -22,6 +22,7 @@ pub async fn post(app: &App, req: Request<Incoming>) -> Result<Response<Body>, A
     let request: DecisionRequest = codec
         .decode(&bytes)
         .inspect_err(|_| app.decider.count_invalid())?;
+    check_placement_key(app, &parts.headers, request.placement.as_deref())?;
     if bot {
         return answer_bot(app, &parts.headers, &request).await;
     }
@@ -73,6 +74,41 @@ pub async fn post(app: &App, req: Request<Incoming>) -> Result<Response<Body>, A
         .with_label_values(&[outcome.decision.channel.as_str()])
         .observe(started.elapsed().as_secs_f64());
     Ok(response)
+}
+
+/// The header carrying a placement's publishable key.
+pub const PLACEMENT_KEY: &str = "x-aftercart-key";
+
+/// A placement configured with publishable keys answers only requests carrying one of
+/// them (or the admin key, for previews); every other is a 401 naming the header.
+pub fn check_placement_key(
+    app: &App,
+    headers: &http::HeaderMap,
+    placement: Option<&str>,
+) -> Result<(), ApiError> {
+    let Some(rules) = placement.and_then(|p| app.config.placements.get(p)) else {
+        return Ok(());
+    };
+    if rules.publishable_keys.is_empty() || app.is_admin(headers) {
+        return Ok(());
+    }
+    let given = headers.get(PLACEMENT_KEY).map(|v| v.as_bytes());
+    let known = given.is_some_and(|given| {
+        (rules.publishable_keys.iter())
+            .any(|k| bool::from(subtle::ConstantTimeEq::ct_eq(k.as_bytes(), given)))
+    });
+    if known {
+        return Ok(());
+    }
+    let message = match given {
+        None => "this placement requires its publishable key",
+        Some(_) => "not a publishable key of this placement",
+    };
+    Err(
+        ApiError::new(StatusCode::UNAUTHORIZED, "placement_key_required", message).with_details(
+            vec![crate::validation::Detail::new("X-Aftercart-Key", message)],
+        ),
+    )
 }
 
 /// A known bot gets a well-formed empty answer (no offer, nothing reserved or

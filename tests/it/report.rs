@@ -223,3 +223,31 @@ async fn the_period_and_windows_come_from_the_query_and_bad_ones_are_named() {
         .await;
     assert_eq!(status, 405);
 }
+
+#[tokio::test]
+async fn an_erased_shoppers_conversions_vanish_from_the_report() {
+    let (s, clock, acme, _) = server().await;
+    web_exposure_then_store_purchase(&s, &clock).await;
+    let path = report_path("acme-1", "");
+    let (_, before) = s.call("GET", &path, Some(&acme), None).await;
+    assert_eq!(before["conversions"], 1, "{before}");
+
+    let (status, body) = s
+        .call(
+            "DELETE",
+            "/v1/profiles",
+            Some(ADMIN_KEY),
+            Some(&json!({"ids": {"loyalty_id": "L-r1"}})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+
+    let (status, after) = s.call("GET", &path, Some(&acme), None).await;
+    assert_eq!(status, 200, "{after}");
+    // What was delivered and paid for stays; what the person bought is forgotten.
+    assert_eq!(after["impressions"], 1);
+    assert_eq!(after["spend"], 0.01);
+    assert_eq!(after["conversions"], 0, "{after}");
+    assert_eq!(after["revenue"]["total"], 0.0);
+    assert_eq!(after["roas"], 0.0);
+}

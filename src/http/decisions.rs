@@ -68,7 +68,13 @@ pub async fn post(app: &App, req: Request<Incoming>) -> Result<Response<Body>, A
         public_url: &app.config.public_url,
         currency: &app.config.currency,
     };
-    let response = Codec::of_response(&parts.headers).encode(StatusCode::OK, &view);
+    let codec = Codec::of_response(&parts.headers);
+    let mut json = Vec::with_capacity(2048);
+    let response = if codec == Codec::Json && view.write_json(&mut json) {
+        super::codec::with_type(StatusCode::OK, codec.content_type(), json.into())
+    } else {
+        codec.encode(StatusCode::OK, &view)
+    };
     app.metrics
         .decision_seconds
         .with_label_values(&[outcome.decision.channel.as_str()])

@@ -12,6 +12,7 @@ use crate::campaign::store::CampaignFolder;
 use crate::campaign::{FolderError, ValidationRules, load_folder};
 use crate::clock::SharedClock;
 use crate::config::Config;
+use crate::consent::ConsentStore;
 use crate::decision::{Decider, LiveState};
 use crate::delivery::Delivery;
 use crate::exposure::read::Records;
@@ -59,6 +60,8 @@ pub struct App {
     pub inventory: Arc<Inventory>,
     /// Budgets, live counters and per-profile memory.
     pub delivery: Arc<Delivery>,
+    /// Consent recorded per person (see [`crate::consent`]).
+    pub consent: Arc<ConsentStore>,
     /// Publishes campaign changes to the decision path.
     pub publisher: Publisher,
     /// The campaigns folder, for uploads and deletes.
@@ -121,6 +124,7 @@ impl App {
         let access = Access::open(&access_path, admin_key)
             .map_err(io("cannot read the keys in", &access_path))?;
         let inventory = Arc::new(Inventory::open(&data.join("inventory"), faults.clone())?);
+        let consent = Arc::new(ConsentStore::open(&data.join("consent"), faults.clone())?);
 
         let graph_config = GraphConfig {
             max_profile_size: config.max_profile_identifiers,
@@ -193,6 +197,7 @@ impl App {
                 inventory: inventory.clone(),
                 delivery: delivery.clone(),
                 ledger: ledger.clone(),
+                consent: consent.clone(),
             },
         );
         let writer = WriterConfig {
@@ -222,6 +227,7 @@ impl App {
             log,
             ledger,
             delivery,
+            consent,
             access: Arc::new(access),
             inventory,
             folder: CampaignFolder::new(&config.campaigns),
@@ -414,6 +420,11 @@ impl App {
             .map_err(|e| e.to_string())?;
         let inventory = self.inventory.clone();
         tokio::task::spawn_blocking(move || inventory.snapshot())
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+        let consent = self.consent.clone();
+        tokio::task::spawn_blocking(move || consent.compact())
             .await
             .map_err(|e| e.to_string())?
             .map_err(|e| e.to_string())?;

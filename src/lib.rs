@@ -27,10 +27,11 @@
 //! - [`identity`]: keyed hashing of customer identifiers; the identity graph that links
 //!   them into profiles.
 //! - [`erasure`]: forgetting a person: the erasure index, redaction for every reader.
+//! - [`consent`]: consent recorded per person, applied to their later decisions.
 //! - [`http`]: the server, routing, codecs (JSON, MessagePack) and errors.
 //! - [`app`]: the shared state a running server hands to every request.
 //! - [`metrics`], [`shutdown`], [`clock`], [`ids`], [`money`], [`secrets`],
-//!   [`validation`]: the small pieces everything else stands on.
+//!   [`journal`], [`validation`]: the small pieces everything else stands on.
 //! - [`synth`]: synthetic campaigns and requests for benches and load tests.
 //! - [`cli`]: the `aftercart` command line.
 #![forbid(unsafe_code)]
@@ -42,6 +43,7 @@ pub mod catalog;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod consent;
 pub mod conversion;
 pub mod decision;
 pub mod delivery;
@@ -52,6 +54,7 @@ pub mod identity;
 pub mod ids;
 pub mod index;
 pub mod inventory;
+pub mod journal;
 pub mod ledger;
 pub mod measure;
 pub mod metrics;

@@ -11,6 +11,7 @@ use crate::access::{Access, Principal};
 use crate::campaign::store::CampaignFolder;
 use crate::campaign::{FolderError, ValidationRules, load_folder};
 use crate::clock::SharedClock;
+use crate::compat::kevel::KevelIds;
 use crate::config::Config;
 use crate::consent::ConsentStore;
 use crate::decision::{Decider, LiveState};
@@ -62,6 +63,8 @@ pub struct App {
     pub delivery: Arc<Delivery>,
     /// Consent recorded per person (see [`crate::consent`]).
     pub consent: Arc<ConsentStore>,
+    /// The stable numbers Kevel's response shape needs for aftercart's ids.
+    pub kevel_ids: Arc<KevelIds>,
     /// Publishes campaign changes to the decision path.
     pub publisher: Publisher,
     /// The campaigns folder, for uploads and deletes.
@@ -125,6 +128,10 @@ impl App {
             .map_err(io("cannot read the keys in", &access_path))?;
         let inventory = Arc::new(Inventory::open(&data.join("inventory"), faults.clone())?);
         let consent = Arc::new(ConsentStore::open(&data.join("consent"), faults.clone())?);
+        let kevel_ids = Arc::new(KevelIds::open(
+            &data.join("compat").join("kevel-ids"),
+            faults.clone(),
+        )?);
 
         let graph_config = GraphConfig {
             max_profile_size: config.max_profile_identifiers,
@@ -228,6 +235,7 @@ impl App {
             ledger,
             delivery,
             consent,
+            kevel_ids,
             access: Arc::new(access),
             inventory,
             folder: CampaignFolder::new(&config.campaigns),

@@ -28,6 +28,8 @@
 //!   them into profiles.
 //! - [`erasure`]: forgetting a person: the erasure index, redaction for every reader.
 //! - [`consent`]: consent recorded per person, applied to their later decisions.
+//! - [`compat`]: drop-in compatibility with other ad servers' clients (Kevel's
+//!   Decision API and UserDB).
 //! - [`http`]: the server, routing, codecs (JSON, MessagePack) and errors.
 //! - [`app`]: the shared state a running server hands to every request.
 //! - [`metrics`], [`shutdown`], [`clock`], [`ids`], [`money`], [`secrets`],
@@ -42,6 +44,7 @@ pub mod campaign;
 pub mod catalog;
 pub mod cli;
 pub mod clock;
+pub mod compat;
 pub mod config;
 pub mod consent;
 pub mod conversion;

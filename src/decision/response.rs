@@ -38,6 +38,26 @@ struct Product<'a> {
     available: bool,
 }
 
+impl<'a> DecisionView<'a> {
+    /// Offer `i` exactly as this endpoint shows it, for answers of another shape.
+    pub fn offer(&'a self, i: usize) -> impl Serialize + 'a {
+        OfferView {
+            view: self,
+            offer: &self.decision.offers[i],
+        }
+    }
+
+    /// The URL of `event` (`impression`, `click`, `purchase`) for offer `i`.
+    pub fn tracking_url(&self, i: usize, event: &'static str) -> String {
+        TrackingUrl {
+            base: self.public_url,
+            event,
+            token: &self.decision.offers[i].token,
+        }
+        .to_string()
+    }
+}
+
 impl Serialize for DecisionView<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut m = s.serialize_map(None)?;

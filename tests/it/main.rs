@@ -12,6 +12,7 @@
 //! - `inventory`: stock per location, product offers, in-unit purchases that never oversell.
 //! - `privacy`: subject access, erasure everywhere (graph, caps, readers, restarts), no raw e-mail on disk.
 //! - `traffic`: rate limits per address and profile, trusted proxies, bots and too-fast impressions are never charged.
+//! - `kevel`: Kevel's request and response shapes, stable ids and their lookup, UserDB read, forget and consent.
 //! - `lifecycle`: configuration errors, start-up refusal, validate, health and metrics, graceful shutdown.
 
 mod bad_input;
@@ -20,6 +21,7 @@ mod decisions;
 mod delivery;
 mod exposure;
 mod inventory;
+mod kevel;
 mod lifecycle;
 mod management;
 mod privacy;

@@ -26,6 +26,7 @@ use crate::journal::Journal;
 use dashmap::DashMap;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Consent per purpose: `Some(true)` granted, `Some(false)` withheld, `None` unsaid.
@@ -94,6 +95,9 @@ pub struct ConsentStore {
     /// Identifier hash → record. Hashes are keyed, so DashMap's seeded hasher is more
     /// than enough.
     records: DashMap<u128, Stored>,
+    /// How many records there are: every decision with identifiers asks, and this
+    /// answers without touching the map's shards.
+    count: AtomicUsize,
     /// `None` for a store that keeps nothing on disk (benches).
     journal: Option<Mutex<Journal<Entry>>>,
 }
@@ -104,6 +108,7 @@ impl ConsentStore {
         let (journal, entries) = Journal::open(dir, faults)?;
         let store = ConsentStore {
             records: DashMap::new(),
+            count: AtomicUsize::new(0),
             journal: Some(Mutex::new(journal)),
         };
         for e in entries {
@@ -116,10 +121,13 @@ impl ConsentStore {
     pub fn in_memory() -> ConsentStore {
         ConsentStore {
             records: DashMap::new(),
+            count: AtomicUsize::new(0),
             journal: None,
         }
     }
 
+    /// Applies one entry. Only an insert that adds a record and a remove that takes
+    /// one move the count, so it stays exact.
     fn apply(&self, e: Entry) {
         match e {
             Entry::Set {
@@ -128,17 +136,19 @@ impl ConsentStore {
                 consent,
                 at_ms,
             } => {
-                self.records.insert(
-                    whole(hash),
-                    Stored {
-                        kind,
-                        consent,
-                        at_ms,
-                    },
-                );
+                let stored = Stored {
+                    kind,
+                    consent,
+                    at_ms,
+                };
+                if self.records.insert(whole(hash), stored).is_none() {
+                    self.count.fetch_add(1, Ordering::Release);
+                }
             }
             Entry::Erase { hash } => {
-                self.records.remove(&whole(hash));
+                if self.records.remove(&whole(hash)).is_some() {
+                    self.count.fetch_sub(1, Ordering::Release);
+                }
             }
         }
     }
@@ -188,7 +198,7 @@ impl ConsentStore {
     /// identifiers and of the identifiers linked to them, combined (withholding wins).
     pub fn for_request(&self, ids: &[IdHash], graph: &IdentityGraph) -> Consent {
         // Most deployments store none: no lookups at all then.
-        if self.records.is_empty() {
+        if self.is_empty() {
             return Consent::default();
         }
         let mut out = Consent::default();
@@ -212,11 +222,11 @@ impl ConsentStore {
     }
 
     pub fn len(&self) -> usize {
-        self.records.len()
+        self.count.load(Ordering::Acquire)
     }
 
     pub fn is_empty(&self) -> bool {
-        self.records.is_empty()
+        self.len() == 0
     }
 
     /// Rewrites the journal as the current records alone (at each checkpoint), so

@@ -108,23 +108,8 @@ pub async fn decisions(app: &App, req: Request<Incoming>) -> Result<Response<Bod
                 (div, *multi, view)
             })
             .collect();
-        let wanted: Vec<_> = views.iter().flat_map(|(_, _, v)| entities(v)).collect();
-        if wanted
-            .iter()
-            .any(|(e, k)| app.kevel_ids.get(*e, k).is_none())
-        {
-            let ids = app.kevel_ids.clone();
-            tokio::task::spawn_blocking(move || ids.assign(&wanted))
-                .await
-                .map_err(|_| ApiError::unavailable("the Kevel id registry task failed"))?
-                .map_err(|e| {
-                    tracing::error!(error = %e, "cannot write the Kevel id registry");
-                    ApiError::unavailable("the Kevel id registry could not be written; retry")
-                })?;
-        }
-        for (div, multi, view) in &views {
-            let answer = answer(view, *multi, &app.kevel_ids)
-                .ok_or_else(|| ApiError::unavailable("a Kevel id is missing; retry"))?;
+        let answers = answers(app, &views).await?;
+        for ((div, _, _), answer) in views.iter().zip(answers) {
             decisions.push(((*div).clone(), answer));
         }
     }
@@ -133,6 +118,32 @@ pub async fn decisions(app: &App, req: Request<Incoming>) -> Result<Response<Bod
         decisions,
     };
     Ok(Codec::of_response(&parts.headers).encode(StatusCode::OK, &body))
+}
+
+/// Each decision in Kevel's shape. Entities seen for the first time are numbered
+/// first (durably, off the async workers); after that, it is map lookups only.
+async fn answers(
+    app: &App,
+    views: &[(&String, bool, DecisionView<'_>)],
+) -> Result<Vec<Answer>, ApiError> {
+    let build = || -> Option<Vec<Answer>> {
+        (views.iter())
+            .map(|(_, multi, view)| answer(view, *multi, &app.kevel_ids))
+            .collect()
+    };
+    if let Some(answers) = build() {
+        return Ok(answers);
+    }
+    let wanted: Vec<_> = views.iter().flat_map(|(_, _, v)| entities(v)).collect();
+    let ids = app.kevel_ids.clone();
+    tokio::task::spawn_blocking(move || ids.assign(&wanted))
+        .await
+        .map_err(|_| ApiError::unavailable("the Kevel id registry task failed"))?
+        .map_err(|e| {
+            tracing::error!(error = %e, "cannot write the Kevel id registry");
+            ApiError::unavailable("the Kevel id registry could not be written; retry")
+        })?;
+    build().ok_or_else(|| ApiError::unavailable("a Kevel id is missing; retry"))
 }
 
 /// The caller of a UserDB endpoint: the admin key in `X-Adzerk-ApiKey` (or as

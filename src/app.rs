@@ -73,6 +73,8 @@ pub struct App {
     pub catalog_lock: tokio::sync::Mutex<()>,
     /// Serialises erasures, which rewrite the erasure index.
     pub erasure_lock: tokio::sync::Mutex<()>,
+    /// One campaign report at a time: each reads the whole log.
+    pub report_turn: tokio::sync::Semaphore,
     /// Public requests per client address (`None`: no limit).
     pub address_limiter: Option<crate::traffic::RateLimiter<std::net::IpAddr>>,
     /// Fault injection for the log's storage (tests flip these).
@@ -241,6 +243,7 @@ impl App {
             folder: CampaignFolder::new(&config.campaigns),
             catalog_lock: tokio::sync::Mutex::new(()),
             erasure_lock: tokio::sync::Mutex::new(()),
+            report_turn: tokio::sync::Semaphore::new(1),
             address_limiter: crate::traffic::RateLimiter::new(
                 f64::from(config.rate_limit_per_address),
                 config.rate_limit_burst,

@@ -1,4 +1,5 @@
-//! The `aftercart` command line: `serve`, `validate`, `log`, `report` and `synth`.
+//! The `aftercart` command line: `serve`, `validate`, `log`, `report`, `simulate` and
+//! `synth`.
 
 use crate::app::{App, StartError};
 use crate::campaign::{ValidationRules, load_folder};
@@ -93,6 +94,48 @@ pub enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Drive a running server with a simulated population of shoppers (web, app and
+    /// stores; decisions, impressions, clicks, purchases) with a known true lift per
+    /// campaign, then print the ground truth.
+    Simulate {
+        /// The server's base URL.
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        server: String,
+        /// An admin key (also AFTERCART_ADMIN_KEY); by default the one the server
+        /// generated into DATA/admin.key.
+        #[arg(long, env = "AFTERCART_ADMIN_KEY", hide_env_values = true)]
+        key: Option<String>,
+        /// The server's data folder, to read its generated admin key from.
+        #[arg(long, default_value = "./data")]
+        data: PathBuf,
+        #[arg(long, default_value_t = 2_000)]
+        shoppers: usize,
+        /// Mean visits with a decision per shopper before the last purchase.
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=50))]
+        visits: u32,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Chance that a shopper never offered a campaign buys its product anyway.
+        #[arg(long, default_value_t = 0.10)]
+        base_rate: f64,
+        /// The true lift of every campaign: offered shoppers buy with base × (1 + lift).
+        #[arg(long, default_value_t = 0.30, allow_negative_numbers = true)]
+        lift: f64,
+        /// One campaign's true lift, as ID=LIFT (repeatable).
+        #[arg(long = "lift-for", value_parser = parse_lift_for)]
+        lift_for: Vec<(String, f64)>,
+        /// Milliseconds between a decision and its impressions (a page rendering).
+        #[arg(long, default_value_t = 150)]
+        render_ms: u64,
+        /// Shoppers simulated at once.
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+        #[arg(long, default_value = "USD")]
+        currency: String,
+        /// Also write the ground truth as JSON to this file.
+        #[arg(long)]
+        truth: Option<PathBuf>,
+    },
     /// Generate synthetic campaigns or requests for benchmarks and load tests.
     Synth {
         #[command(subcommand)]
@@ -112,6 +155,16 @@ pub enum ReportFormatArg {
     Json,
     Csv,
     Html,
+}
+
+fn parse_lift_for(s: &str) -> Result<(String, f64), String> {
+    let (id, lift) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?}: expected CAMPAIGN_ID=LIFT, e.g. cmp-flicktv-annual=0.4"))?;
+    let lift: f64 = lift
+        .parse()
+        .map_err(|_| format!("{lift:?} is not a number"))?;
+    Ok((id.to_string(), lift))
 }
 
 fn parse_from(s: &str) -> Result<i64, String> {
@@ -188,7 +241,109 @@ pub fn run(cli: Cli) -> ExitCode {
             };
             report(&data, &options, format, out.as_deref())
         }
+        Command::Simulate {
+            server,
+            key,
+            data,
+            shoppers,
+            visits,
+            seed,
+            base_rate,
+            lift,
+            lift_for,
+            render_ms,
+            concurrency,
+            currency,
+            truth,
+        } => {
+            let key = match key {
+                Some(k) => k,
+                None => match std::fs::read_to_string(data.join("admin.key")) {
+                    Ok(k) => k.trim().to_string(),
+                    Err(e) => {
+                        eprintln!(
+                            "aftercart simulate: no --key given and {} is unreadable ({e})",
+                            data.join("admin.key").display()
+                        );
+                        return ExitCode::from(EXIT_CONFIG);
+                    }
+                },
+            };
+            let options = crate::simulate::Options {
+                server,
+                key,
+                shoppers,
+                visits,
+                seed,
+                base_rate,
+                lift,
+                lifts: lift_for.into_iter().collect(),
+                render_ms,
+                concurrency,
+                currency,
+            };
+            simulate(&options, truth.as_deref())
+        }
         Command::Synth { what } => synth(what),
+    }
+}
+
+fn simulate(options: &crate::simulate::Options, truth_file: Option<&std::path::Path>) -> ExitCode {
+    use crate::simulate::{SimulateError, run};
+    use std::io::IsTerminal;
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("aftercart simulate: cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let total = options.shoppers;
+    let terminal = std::io::stderr().is_terminal();
+    let progress = move |done: usize| {
+        if terminal {
+            eprint!("\r  {done} / {total} shoppers");
+        }
+    };
+    let result = runtime.block_on(run(options, &progress));
+    if terminal {
+        eprintln!();
+    }
+    let truth = match result {
+        Ok(t) => t,
+        Err(e @ SimulateError::Options(_)) => {
+            eprintln!("aftercart simulate: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+        Err(e) => {
+            eprintln!("aftercart simulate: {e}");
+            return ExitCode::from(EXIT_UNAVAILABLE);
+        }
+    };
+    print!("{}", crate::simulate::summary(&truth));
+    if let Some(path) = truth_file {
+        let written = serde_json::to_vec_pretty(&truth)
+            .map_err(std::io::Error::other)
+            .and_then(|bytes| std::fs::write(path, bytes));
+        if let Err(e) = written {
+            eprintln!("aftercart simulate: cannot write {}: {e}", path.display());
+            return ExitCode::FAILURE;
+        }
+    }
+    if truth.failures.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        eprintln!(
+            "aftercart simulate: some requests were refused: {:?}",
+            truth.failures
+        );
+        for example in &truth.failure_examples {
+            eprintln!("  {example}");
+        }
+        ExitCode::FAILURE
     }
 }
 

@@ -312,6 +312,10 @@ pub struct PlacementRules {
     pub floor_ecpm: Micros,
     pub blocked_advertisers: Vec<String>,
     pub blocked_categories: Vec<String>,
+    /// Publishable keys, one of which a decision for this placement must carry in
+    /// `X-Aftercart-Key` (none: the placement is open). Public by design (they sit in
+    /// a page's source); they keep other sites from asking for this placement's offers.
+    pub publishable_keys: Vec<String>,
 }
 
 /// An address range such as `10.0.0.0/8` or `2001:db8::/32`; a bare address is a /32 or /128.
@@ -805,6 +809,9 @@ impl<'a> Resolver<'a> {
                         blocklist(value).map(|l| parsed.blocked_advertisers = l)
                     }
                     "blocked_categories" => blocklist(value).map(|l| parsed.blocked_categories = l),
+                    "publishable_keys" => {
+                        publishable_keys(value).map(|k| parsed.publishable_keys = k)
+                    }
                     _ => Err("unknown setting".to_string()),
                 };
                 if let Err(message) = result {
@@ -819,6 +826,31 @@ impl<'a> Resolver<'a> {
 
 /// A coerced value, or the message for a bad one (never including a secret).
 type Parsed<T> = Result<T, String>;
+
+/// A placement's publishable keys: 16 to 128 of `A-Z a-z 0-9 _ -` each, so they are
+/// long enough not to be guessed and safe in a header.
+fn publishable_keys(value: &toml::Value) -> Parsed<Vec<String>> {
+    let list = value
+        .as_array()
+        .ok_or_else(|| expected("an array of strings", value))?;
+    list.iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let key = v
+                .as_str()
+                .ok_or_else(|| format!("[{i}]: {}", expected("a string", v)))?;
+            let ok = (16..=128).contains(&key.len())
+                && key
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+            if ok {
+                Ok(key.to_string())
+            } else {
+                Err(format!("[{i}]: a key is 16-128 of A-Z a-z 0-9 _ -"))
+            }
+        })
+        .collect()
+}
 
 fn expected(what: &str, found: &toml::Value) -> String {
     format!("expected {what}, found {}", found.type_str())
@@ -1294,6 +1326,7 @@ mod tests {
             floor_ecpm = 5.0
             blocked_advertisers = ["ACME"]
             blocked_categories = ["Gambling"]
+            publishable_keys = ["pk_shop_0123456789abcdef", "pk_shop_rotated_0123456789"]
             [placements."pos.receipt"]
             floor_ecpm = 2
             "#,
@@ -1303,6 +1336,7 @@ mod tests {
         assert_eq!(rules.floor_ecpm, Micros(5_000_000));
         assert_eq!(rules.blocked_advertisers, ["acme"]);
         assert_eq!(rules.blocked_categories, ["gambling"]);
+        assert_eq!(rules.publishable_keys.len(), 2);
         assert_eq!(
             config.placement("pos.receipt").map(|r| r.floor_ecpm),
             Some(Micros(2_000_000))
@@ -1315,12 +1349,18 @@ mod tests {
             [placements.thanks]
             floor = 1.0
             blocked_categories = "gambling"
+            [placements.receipt]
+            publishable_keys = ["short"]
+            [placements.app]
+            publishable_keys = ["pk with spaces in it, sadly"]
             "#,
         ));
         assert_eq!(
             keys(&errors),
             [
+                (INLINE_SOURCE, "placements.app.publishable_keys"),
                 (INLINE_SOURCE, "placements"),
+                (INLINE_SOURCE, "placements.receipt.publishable_keys"),
                 (INLINE_SOURCE, "placements.thanks.blocked_categories"),
                 (INLINE_SOURCE, "placements.thanks.floor"),
             ]

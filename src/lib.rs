@@ -34,6 +34,7 @@
 //! - [`app`]: the shared state a running server hands to every request.
 //! - [`metrics`], [`shutdown`], [`clock`], [`ids`], [`money`], [`secrets`],
 //!   [`journal`], [`validation`]: the small pieces everything else stands on.
+//! - [`simulate`]: a population of shoppers through a running server, with a known true effect.
 //! - [`synth`]: synthetic campaigns and requests for benches and load tests.
 //! - [`cli`]: the `aftercart` command line.
 #![forbid(unsafe_code)]
@@ -65,6 +66,7 @@ pub mod money;
 pub mod purchase;
 pub mod secrets;
 pub mod shutdown;
+pub mod simulate;
 pub mod synth;
 pub mod token;
 pub mod tracking;

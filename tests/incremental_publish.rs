@@ -89,6 +89,7 @@ fn rules() -> PlacementRules {
         floor_ecpm: Micros(9_000_000),
         blocked_advertisers: vec!["adv-3".into(), "novel-0-1".into(), "nobody".into()],
         blocked_categories: vec!["cc-2".into(), "cc-new-1-1".into(), "unknown".into()],
+        publishable_keys: Vec::new(),
     }
 }
 

@@ -7,7 +7,7 @@
 mod gate;
 mod replay;
 mod request;
-mod response;
+pub(crate) mod response;
 pub mod select;
 
 pub use replay::ReplayCache;

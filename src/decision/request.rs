@@ -5,7 +5,7 @@ use crate::consent::Consent;
 use crate::identity::{IdHash, IdKind, IdentityHasher};
 use crate::index::Query;
 use crate::money::Micros;
-use crate::validation::{Problems, index, is_valid_id, join};
+use crate::validation::{Problems, is_valid_id};
 use serde::Deserialize;
 
 /// The request as posted. Every field is optional here so that validation can report
@@ -116,28 +116,60 @@ pub struct ValidRequest {
     pub force_creative: Option<String>,
 }
 
-fn text(v: &Option<String>, path: &str, p: &mut Problems) -> Option<String> {
-    text_str(v.as_deref()?, path, p)
+/// Where a field is. It becomes a path string only when the field has a problem, so
+/// checking a valid request (a decision's hot path) allocates no paths.
+#[derive(Clone, Copy)]
+enum At<'a> {
+    Field(&'a str),
+    Item(usize, &'static str),
+    Id(IdKind),
+    Keyword(usize),
 }
 
-fn text_str(s: &str, path: &str, p: &mut Problems) -> Option<String> {
-    let s = s.trim();
-    if s.is_empty() {
-        p.push(path, "must not be empty");
-        None
-    } else if s.len() > MAX_TEXT {
-        p.push(path, format!("must be at most {MAX_TEXT} characters"));
-        None
-    } else {
-        Some(s.to_string())
+impl At<'_> {
+    fn path(self) -> String {
+        match self {
+            At::Field(f) => f.to_string(),
+            At::Item(i, f) => format!("transaction.items[{i}].{f}"),
+            At::Id(kind) => format!("customer.ids.{}", kind.as_str()),
+            At::Keyword(i) => format!("keywords[{i}]"),
+        }
     }
 }
 
-fn money(v: Option<f64>, path: &str, p: &mut Problems) -> Option<Micros> {
+impl<'a> From<&'a str> for At<'a> {
+    fn from(f: &'a str) -> At<'a> {
+        At::Field(f)
+    }
+}
+
+/// A trimmed, non-empty text field of bounded length, borrowed from the request.
+fn text<'v, 'a>(v: &'v Option<String>, at: impl Into<At<'a>>, p: &mut Problems) -> Option<&'v str> {
+    text_in(v.as_deref()?, at, p)
+}
+
+/// The same check for a value that is always there (a list entry).
+fn text_in<'v, 'a>(s: &'v str, at: impl Into<At<'a>>, p: &mut Problems) -> Option<&'v str> {
+    let s = s.trim();
+    if s.is_empty() {
+        p.push(at.into().path(), "must not be empty");
+        None
+    } else if s.len() > MAX_TEXT {
+        p.push(
+            at.into().path(),
+            format!("must be at most {MAX_TEXT} characters"),
+        );
+        None
+    } else {
+        Some(s)
+    }
+}
+
+fn money<'a>(v: Option<f64>, at: impl Into<At<'a>>, p: &mut Problems) -> Option<Micros> {
     let n = v?;
     let m = Micros::from_major(n);
     if m.is_none() {
-        p.push(path, "must be a non-negative amount");
+        p.push(at.into().path(), "must be a non-negative amount");
     }
     m
 }
@@ -230,7 +262,7 @@ impl DecisionRequest {
         match &self.transaction {
             None => p.push("transaction", "is required"),
             Some(t) => {
-                transaction_id = text(&t.id, "transaction.id", &mut p);
+                transaction_id = text(&t.id, "transaction.id", &mut p).map(str::to_string);
                 if t.id.is_none() {
                     p.push("transaction.id", "is required");
                 }
@@ -256,23 +288,22 @@ impl DecisionRequest {
                     );
                 }
                 for (i, item) in items.iter().take(limits.max_items).enumerate() {
-                    let path = index("transaction.items", i);
-                    if let Some(sku) = text(&item.sku, &join(&path, "sku"), &mut p) {
-                        q.add_sku(&sku);
+                    if let Some(sku) = text(&item.sku, At::Item(i, "sku"), &mut p) {
+                        q.add_sku(sku);
                     }
-                    if let Some(c) = text(&item.category, &join(&path, "category"), &mut p) {
-                        q.add_category(&c);
+                    if let Some(c) = text(&item.category, At::Item(i, "category"), &mut p) {
+                        q.add_category(c);
                     }
-                    if let Some(b) = text(&item.brand, &join(&path, "brand"), &mut p) {
-                        q.add_brand(&b);
+                    if let Some(b) = text(&item.brand, At::Item(i, "brand"), &mut p) {
+                        q.add_brand(b);
                     }
-                    text(&item.name, &join(&path, "name"), &mut p);
-                    money(item.price, &join(&path, "price"), &mut p);
+                    text(&item.name, At::Item(i, "name"), &mut p);
+                    money(item.price, At::Item(i, "price"), &mut p);
                     if let Some(n) = item.quantity
                         && !(1..=MAX_QUANTITY).contains(&n)
                     {
                         p.push(
-                            join(&path, "quantity"),
+                            At::Item(i, "quantity").path(),
                             format!("must be between 1 and {MAX_QUANTITY}"),
                         );
                     }
@@ -283,7 +314,7 @@ impl DecisionRequest {
         if let Some(ctx) = &self.context {
             q.country = text(&ctx.country, "context.country", &mut p).map(|s| s.to_uppercase());
             q.region = text(&ctx.region, "context.region", &mut p).map(|s| s.to_uppercase());
-            q.store_id = text(&ctx.store_id, "context.store_id", &mut p);
+            q.store_id = text(&ctx.store_id, "context.store_id", &mut p).map(str::to_string);
             text(&ctx.postal_code, "context.postal_code", &mut p);
             text(&ctx.locale, "context.locale", &mut p);
         }
@@ -295,8 +326,8 @@ impl DecisionRequest {
             );
         }
         for (i, kw) in self.keywords.iter().take(limits.max_items).enumerate() {
-            if let Some(kw) = text_str(kw, &index("keywords", i), &mut p) {
-                q.add_category(&kw);
+            if let Some(kw) = text_in(kw, At::Keyword(i), &mut p) {
+                q.add_category(kw);
             }
         }
 
@@ -331,7 +362,8 @@ impl DecisionRequest {
         q.channel = channel;
         q.placement = placement.clone().unwrap_or_default();
 
-        let force_creative = text(&self.force_creative, "force_creative", &mut p);
+        let force_creative =
+            text(&self.force_creative, "force_creative", &mut p).map(str::to_string);
         match (placement, channel, transaction_id) {
             (Some(placement), Some(channel), Some(transaction_id)) if p.is_empty() => {
                 Ok(ValidRequest {
@@ -366,13 +398,12 @@ fn hash_ids(raw: &Ids, hasher: &IdentityHasher, p: &mut Problems) -> Vec<IdHash>
         (IdKind::DeviceId, &raw.device_id),
     ];
     for (kind, value) in fields {
-        let path = format!("customer.ids.{}", kind.as_str());
-        let Some(v) = text(value, &path, p) else {
+        let Some(v) = text(value, At::Id(kind), p) else {
             continue;
         };
-        match hasher.hash_given(kind, &v) {
+        match hasher.hash_given(kind, v) {
             Ok(h) => out.push(h),
-            Err(e) => p.push(path, e),
+            Err(e) => p.push(At::Id(kind).path(), e),
         }
     }
     if let Some(email) = raw.email.as_deref() {

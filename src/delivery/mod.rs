@@ -28,13 +28,21 @@ pub use crate::index::PRIOR_CTR;
 pub const PRIOR_WEIGHT: f64 = 200.0;
 
 /// One campaign's live counters. Per-channel arrays are indexed by `Channel as usize`.
+///
+/// Ranking reads `impressions` and `clicks` of many campaigns on every decision, and
+/// they change only with events; `offers` and the reservations change on every
+/// decision that serves the campaign. So the first two open the struct on a cache
+/// line of their own (`repr(C)`, 64-byte aligned, padded): a decision on one core
+/// serving a campaign does not evict its CTR from the other core's cache.
 #[derive(Debug, Default)]
+#[repr(C, align(64))]
 pub struct CampaignLive {
+    pub impressions: [AtomicU64; 3],
+    pub clicks: [AtomicU64; 3],
+    _own_line: [u8; 16],
     /// Expected costs of offers served and not yet settled (see [`budget`]).
     pub reservations: Mutex<budget::Ring>,
     pub offers: [AtomicU64; 3],
-    pub impressions: [AtomicU64; 3],
-    pub clicks: [AtomicU64; 3],
     pub skipped_budget: AtomicU64,
     pub skipped_pacing: AtomicU64,
     pub skipped_caps: AtomicU64,
@@ -159,6 +167,16 @@ impl Registry {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_ctr_inputs_have_a_cache_line_of_their_own() {
+        let live = CampaignLive::default();
+        let base = &live as *const CampaignLive as usize;
+        assert_eq!(base % 64, 0);
+        assert_eq!(live.clicks.as_ptr() as usize + 24, base + 48);
+        assert!(std::ptr::addr_of!(live.offers) as usize >= base + 64);
+        assert!(std::ptr::addr_of!(live.reservations) as usize >= base + 64);
+    }
 
     #[test]
     fn ctr_starts_at_the_prior_and_learns() {

@@ -65,7 +65,7 @@ impl Codec {
         }
     }
 
-    fn content_type(self) -> &'static str {
+    pub fn content_type(self) -> &'static str {
         match self {
             Codec::Json => "application/json",
             Codec::MsgPack => "application/msgpack",

@@ -22,6 +22,7 @@ pub async fn post(app: &App, req: Request<Incoming>) -> Result<Response<Body>, A
     let request: DecisionRequest = codec
         .decode(&bytes)
         .inspect_err(|_| app.decider.count_invalid())?;
+    check_placement_key(app, &parts.headers, request.placement.as_deref())?;
     if bot {
         return answer_bot(app, &parts.headers, &request).await;
     }
@@ -29,7 +30,7 @@ pub async fn post(app: &App, req: Request<Incoming>) -> Result<Response<Body>, A
         admin: app.is_admin(&parts.headers),
         gpc: gpc(&parts.headers),
     };
-    let outcome = decide_and_log(app, request, caller, started).await?;
+    let outcome = decide_and_log(app, request, caller).await?;
     let view = DecisionView {
         decision: &outcome.decision,
         explain: outcome.explain.as_ref(),
@@ -37,7 +38,15 @@ pub async fn post(app: &App, req: Request<Incoming>) -> Result<Response<Body>, A
         public_url: &app.config.public_url,
         currency: &app.config.currency,
     };
-    Ok(Codec::of_response(&parts.headers).encode(StatusCode::OK, &view))
+    let codec = Codec::of_response(&parts.headers);
+    let mut json = Vec::with_capacity(2048);
+    let response = if codec == Codec::Json && view.write_json(&mut json) {
+        super::codec::with_type(StatusCode::OK, codec.content_type(), json.into())
+    } else {
+        codec.encode(StatusCode::OK, &view)
+    };
+    observe(app, &outcome, started);
+    Ok(response)
 }
 
 /// The request carries `Sec-GPC: 1` (Global Privacy Control).
@@ -46,13 +55,11 @@ pub(super) fn gpc(headers: &http::HeaderMap) -> bool {
 }
 
 /// Decides, logs the decision's records and counts its offers: what every endpoint
-/// that makes decisions shares. `started` is when the request was read, for the
-/// latency histogram.
+/// that makes decisions shares.
 pub(super) async fn decide_and_log(
     app: &App,
     request: DecisionRequest,
     caller: Caller,
-    started: Instant,
 ) -> Result<Outcome, ApiError> {
     let outcome = app.decider.decide(request, caller).map_err(|e| {
         app.decider.count_invalid();
@@ -82,11 +89,15 @@ pub(super) async fn decide_and_log(
             crate::delivery::CampaignLive::count(&o.winner.campaign.live.offers[ch]);
         }
     }
+    Ok(outcome)
+}
+
+/// Observes a decision's latency, from `started` (when its request was read) to now.
+pub(super) fn observe(app: &App, outcome: &Outcome, started: Instant) {
     app.metrics
         .decision_seconds
         .with_label_values(&[outcome.decision.channel.as_str()])
         .observe(started.elapsed().as_secs_f64());
-    Ok(outcome)
 }
 
 /// Logs an `invalid` record for a decision request from a known bot (one per
@@ -111,6 +122,41 @@ pub(super) async fn log_bot(app: &App, placements: &[Option<String>]) -> Result<
         .with_label_values(&["invalid"])
         .inc_by(records.len() as u64);
     Ok(())
+}
+
+/// The header carrying a placement's publishable key.
+pub const PLACEMENT_KEY: &str = "x-aftercart-key";
+
+/// A placement configured with publishable keys answers only requests carrying one of
+/// them (or the admin key, for previews); every other is a 401 naming the header.
+pub fn check_placement_key(
+    app: &App,
+    headers: &http::HeaderMap,
+    placement: Option<&str>,
+) -> Result<(), ApiError> {
+    let Some(rules) = placement.and_then(|p| app.config.placements.get(p)) else {
+        return Ok(());
+    };
+    if rules.publishable_keys.is_empty() || app.is_admin(headers) {
+        return Ok(());
+    }
+    let given = headers.get(PLACEMENT_KEY).map(|v| v.as_bytes());
+    let known = given.is_some_and(|given| {
+        (rules.publishable_keys.iter())
+            .any(|k| bool::from(subtle::ConstantTimeEq::ct_eq(k.as_bytes(), given)))
+    });
+    if known {
+        return Ok(());
+    }
+    let message = match given {
+        None => "this placement requires its publishable key",
+        Some(_) => "not a publishable key of this placement",
+    };
+    Err(
+        ApiError::new(StatusCode::UNAUTHORIZED, "placement_key_required", message).with_details(
+            vec![crate::validation::Detail::new("X-Aftercart-Key", message)],
+        ),
+    )
 }
 
 /// A known bot gets a well-formed empty answer (no offer, nothing reserved or

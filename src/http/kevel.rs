@@ -16,7 +16,7 @@
 
 use super::auth::require;
 use super::codec::{Body, Codec, read_body};
-use super::decisions::{decide_and_log, gpc, log_bot};
+use super::decisions::{check_placement_key, decide_and_log, gpc, log_bot, observe};
 use super::error::ApiError;
 use super::manage::read_value;
 use super::profiles::{erase, profile_of};
@@ -73,6 +73,10 @@ pub async fn decisions(app: &App, req: Request<Incoming>) -> Result<Response<Bod
     if !problems.is_empty() {
         return Err(invalid(ApiError::invalid(problems)));
     }
+    // Placements configured with publishable keys need one, as on /v1/decisions.
+    for p in &plan.placements {
+        check_placement_key(app, &parts.headers, p.request.placement.as_deref())?;
+    }
 
     // Kevel answers a request without a user key with a new one; aftercart does too,
     // unless the site said this person does not consent. The new key identifies nobody
@@ -93,7 +97,7 @@ pub async fn decisions(app: &App, req: Request<Incoming>) -> Result<Response<Bod
     } else {
         let mut outcomes = Vec::with_capacity(plan.placements.len());
         for p in plan.placements {
-            let outcome = decide_and_log(app, p.request, caller, started).await?;
+            let outcome = decide_and_log(app, p.request, caller).await?;
             outcomes.push((p.div_name, p.multi, outcome));
         }
         let views: Vec<_> = (outcomes.iter())
@@ -111,6 +115,9 @@ pub async fn decisions(app: &App, req: Request<Incoming>) -> Result<Response<Bod
         let answers = answers(app, &views).await?;
         for ((div, _, _), answer) in views.iter().zip(answers) {
             decisions.push(((*div).clone(), answer));
+        }
+        for (_, _, outcome) in &outcomes {
+            observe(app, outcome, started);
         }
     }
     let body = KevelResponse {

@@ -13,6 +13,7 @@ mod kevel;
 pub mod log;
 mod manage;
 mod profiles;
+mod reports;
 mod router;
 mod server;
 

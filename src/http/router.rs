@@ -4,6 +4,7 @@ use super::codec::{Body, Codec};
 use super::error::ApiError;
 use super::{
     admin, campaigns, conversions, decisions, events, inventory, kevel, log, manage, profiles,
+    reports,
 };
 use crate::app::App;
 use http::{Method, Request, Response};
@@ -15,10 +16,17 @@ pub async fn route(app: &App, req: Request<Incoming>) -> Response<Body> {
     let route = req.uri().path().to_string();
     let result = dispatch(app, req).await;
     let mut response = result.unwrap_or_else(|e| codec.error(&e));
-    if response.status() == http::StatusCode::TOO_MANY_REQUESTS {
+    // Tell well-behaved clients when to come back: soon after a rate limit, a little
+    // later when the server is busy or not ready.
+    let retry_after = match response.status() {
+        http::StatusCode::TOO_MANY_REQUESTS => Some("1"),
+        http::StatusCode::SERVICE_UNAVAILABLE => Some("5"),
+        _ => None,
+    };
+    if let Some(secs) = retry_after {
         response.headers_mut().insert(
             http::header::RETRY_AFTER,
-            http::HeaderValue::from_static("1"),
+            http::HeaderValue::from_static(secs),
         );
     }
     let class = match response.status().as_u16() {
@@ -54,6 +62,7 @@ fn route_label(path: &str) -> &'static str {
         "/api/v2" => "kevel_decisions",
         p if p.starts_with("/udb/") => "kevel_userdb",
         p if p.starts_with("/v1/compat/kevel/ids/") => "kevel_ids",
+        p if p.starts_with("/v1/campaigns/") && p.ends_with("/report") => "report",
         p if p.starts_with("/v1/campaigns/") => "campaign",
         p if p.starts_with("/v1/inventory/") => "inventory",
         p if p.starts_with("/v1/keys/") => "keys",
@@ -110,6 +119,14 @@ async fn dispatch(app: &App, req: Request<Incoming>) -> Result<Response<Body>, A
             {
                 match method {
                     Method::GET => campaigns::stats(app, req, &id).await,
+                    _ => Err(ApiError::method_not_allowed()),
+                }
+            } else if let Some(id) = p
+                .strip_suffix("/report")
+                .and_then(|rest| segment(rest, "/v1/campaigns/"))
+            {
+                match method {
+                    Method::GET => reports::get(app, req, &id).await,
                     _ => Err(ApiError::method_not_allowed()),
                 }
             } else if let Some(id) = segment(p, "/v1/campaigns/") {

@@ -89,6 +89,11 @@ pub struct CompiledCreative {
     pub id: Arc<str>,
     pub kind: CreativeKind,
     pub doc: Creative,
+    /// The offer's fixed members as JSON, rendered once here rather than escaped
+    /// again for every response: `"campaign_id":…,"creative_id":…,"advertiser_id":…,
+    /// "kind":…,"headline":…` and `body`, `image_url`, `cta` when present (see
+    /// [`crate::decision::response`]).
+    pub json_members: Box<str>,
 }
 
 #[derive(Debug)]
@@ -207,6 +212,11 @@ impl CompiledCampaign {
                 .map(|c| CompiledCreative {
                     id: c.id.as_str().into(),
                     kind: c.kind,
+                    json_members: crate::decision::response::json_members(
+                        &doc.id,
+                        &doc.advertiser,
+                        c,
+                    ),
                     doc: c.clone(),
                 })
                 .collect(),

@@ -15,9 +15,11 @@ use super::compiled::{CompiledCampaign, LocalTimes, Stage, ecpm};
 use super::intern::{Dictionary, List};
 use super::query::NumberedQuery;
 use crate::campaign::{Bid, BidModel, CustomerFilter};
+use crate::delivery::CampaignLive;
 use crate::money::Micros;
 use chrono_tz::Tz;
 use std::collections::HashMap;
+use std::sync::Arc;
 use xxhash_rust::xxh3::xxh3_64;
 
 /// "No such entry" for the optional `u32` fields of [`Hot`].
@@ -108,6 +110,10 @@ pub struct Owner {
 pub struct HotSet {
     hot: Vec<Hot>,
     owners: Vec<Owner>,
+    /// Each campaign's live counters, for the learned CTR a cpc candidate is ranked
+    /// by: from this dense array it is one dependent load, not three (the campaign
+    /// list, the compiled campaign, then its counters) as through the campaign.
+    lives: Vec<Arc<CampaignLive>>,
     /// The lists of campaigns that do not hold them inline, from the offset in their
     /// `words`: for each non-empty list in [`List`] order, its length and then its
     /// value numbers. Checking reads them in that order.
@@ -225,6 +231,7 @@ impl HotSetBuilder {
             require_identity: c.require_identity,
         });
         let separations = base.map(|b| &b.separations);
+        self.set.lives.push(c.live.clone());
         self.set.owners.push(Owner {
             advertiser: (dict.advertisers).intern_over(base.map(|b| &b.advertisers), &c.advertiser),
             separation: (c.separation.as_deref())
@@ -248,6 +255,10 @@ impl HotSet {
 
     pub fn owner(&self, idx: u32) -> Owner {
         self.owners[idx as usize]
+    }
+
+    pub fn live(&self, idx: u32) -> &CampaignLive {
+        &self.lives[idx as usize]
     }
 
     fn lists<'a>(&'a self, h: &'a Hot) -> Lists<'a> {

@@ -390,28 +390,6 @@ impl<'a> Attribution<'a> {
     }
 
     fn finish(mut self, records: u64, end: u64) -> Report {
-        {
-            let (mut e, mut one, mut many, mut ent, mut cap) = (0, 0, 0, 0, 0);
-            for st in &self.profiles.states {
-                match st {
-                    State::Empty => e += 1,
-                    State::One(_) => one += 1,
-                    State::Many(v) => {
-                        many += 1;
-                        ent += v.len();
-                        cap += v.capacity();
-                    }
-                }
-            }
-            eprintln!(
-                "DEBUG states empty {e} one {one} many {many} entries {ent} cap {cap} slots {} cap {} pending {} memos {} size {}",
-                self.profiles.slots.len(),
-                self.profiles.slots.capacity(),
-                self.pending.len(),
-                self.memos.len(),
-                std::mem::size_of::<State>()
-            );
-        }
         for state in &self.profiles.states {
             for e in state.entries() {
                 if let Entry::Group {

@@ -99,7 +99,7 @@ pub fn page(r: &Report) -> String {
 }
 
 const CSS: &str = "body{font:14px/1.45 system-ui,-apple-system,'Segoe UI',sans-serif;color:#1d2329;\
-margin:2rem auto;max-width:1100px;padding:0 1rem}h1{font-size:1.5rem;margin-bottom:.2rem}\
+margin:2rem auto;max-width:1320px;padding:0 1rem}h1{font-size:1.5rem;margin-bottom:.2rem}\
 h2{font-size:1.1rem;margin-top:2rem}.meta{color:#5b6570}table{border-collapse:collapse;\
 margin:.5rem 0 1.5rem;font-variant-numeric:tabular-nums}th,td{padding:.3rem .6rem;\
 border-bottom:1px solid #e3e7eb;text-align:right;white-space:nowrap}th:first-child,\

@@ -147,26 +147,8 @@ pub fn report_with_progress(
         return Err(ReportError::Options("--from must be before --to".into()));
     }
     let dir = data.join("log");
-    let rss = || {
-        std::fs::read_to_string("/proc/self/status")
-            .unwrap_or_default()
-            .lines()
-            .filter(|l| l.starts_with("VmRSS") || l.starts_with("VmHWM"))
-            .collect::<Vec<_>>()
-            .join(" ")
-    };
-    eprintln!("DEBUG start {}", rss());
     let links = links::Links::build(&dir, progress)?;
-    eprintln!(
-        "DEBUG pass1 {} sets {} {} {}",
-        rss(),
-        links.refunded.len(),
-        links.in_unit.len(),
-        links.erased.len()
-    );
-    let r = attribution::Attribution::new(options, &links).run(&dir, progress);
-    eprintln!("DEBUG pass2 {}", rss());
-    r
+    attribution::Attribution::new(options, &links).run(&dir, progress)
 }
 
 /// Parses a window such as `14d`, `36h`, `90m`, `30s` or `2w` into milliseconds.

@@ -785,3 +785,49 @@ async fn bots_see_nothing_and_gpc_gets_no_new_user_key() {
         404
     );
 }
+
+#[tokio::test]
+async fn placements_with_publishable_keys_need_one_here_too() {
+    const KEY: &str = "pk_shop_0123456789abcdef";
+    let s = TestServer::builder()
+        .writable_campaigns(&[capped("cmp-a", "adv-a", 20.0)])
+        .config(|c| {
+            c.placements.insert(
+                "order_confirmation".into(),
+                aftercart::config::PlacementRules {
+                    publishable_keys: vec![KEY.into()],
+                    ..Default::default()
+                },
+            );
+        })
+        .start()
+        .await;
+    let ask = |key: Option<&'static str>| {
+        let mut r = s.client.post(s.url("/api/v2")).json(&json!({"placements": [
+            {"divName": "free"}, {"divName": "order_confirmation"}
+        ]}));
+        if let Some(k) = key {
+            r = r.header("X-Aftercart-Key", k);
+        }
+        async move {
+            let r = r.send().await.unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+    for key in [None, Some("pk_shop_someone_elses_key")] {
+        let (status, body) = ask(key).await;
+        assert_eq!(status, 401, "{body}");
+        assert_eq!(error_paths(&body), ["X-Aftercart-Key"]);
+    }
+    let records = s.log_records().await;
+    assert!(
+        of_kind(&records, "nofill").is_empty(),
+        "a refused request decides nothing"
+    );
+    let (status, body) = ask(Some(KEY)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        campaign_of(&body["decisions"]["order_confirmation"]).as_deref(),
+        Some("cmp-a")
+    );
+}

@@ -87,6 +87,7 @@ async fn placement_floor_and_blocklists_from_the_configuration() {
                     floor_ecpm: Micros::from_major(5.0).unwrap(),
                     blocked_advertisers: vec!["acme".into()],
                     blocked_categories: vec!["gambling".into()],
+                    ..Default::default()
                 },
             );
         })

@@ -204,3 +204,74 @@ async fn one_profile_asking_too_often_is_rate_limited() {
         .await;
     assert_eq!(status, 200, "another profile is not limited");
 }
+
+#[tokio::test]
+async fn a_placement_with_publishable_keys_answers_only_pages_that_carry_one() {
+    const KEY: &str = "pk_shop_0123456789abcdef";
+    let s = TestServer::builder()
+        .writable_campaigns(&[paid()])
+        .config(|c| {
+            c.placements.insert(
+                "order_confirmation".into(),
+                aftercart::config::PlacementRules {
+                    publishable_keys: vec![KEY.into(), "pk_shop_rotated_0123456789".into()],
+                    ..Default::default()
+                },
+            );
+        })
+        .start()
+        .await;
+    let ask = |tx: &str, key: Option<&str>, admin: bool| {
+        let mut r = s
+            .client
+            .post(s.url("/v1/decisions"))
+            .json(&request(tx, json!({})));
+        if let Some(k) = key {
+            r = r.header("X-Aftercart-Key", k);
+        }
+        if admin {
+            r = r.bearer_auth(ADMIN_KEY);
+        }
+        async move {
+            let r = r.send().await.unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+    for (tx, key) in [
+        ("ORD-none", None),
+        ("ORD-wrong", Some("pk_shop_someone_elses_key")),
+    ] {
+        let (status, body) = ask(tx, key, false).await;
+        assert_eq!(status, 401, "{body}");
+        assert_eq!(body["error"]["code"], "placement_key_required");
+        assert_eq!(error_paths(&body), ["X-Aftercart-Key"]);
+    }
+    let (status, body) = ask("ORD-key", Some(KEY), false).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(offered(&body), ["paid"]);
+    // Either key of a rotation works, and an admin previewing needs none.
+    let (status, _) = ask("ORD-rotated", Some("pk_shop_rotated_0123456789"), false).await;
+    assert_eq!(status, 200);
+    let (status, _) = ask("ORD-admin", None, true).await;
+    assert_eq!(status, 200);
+    // A placement without keys stays open.
+    let (status, body) = s
+        .decide(&request(
+            "ORD-pos",
+            json!({"placement": "pos_receipt", "channel": "in_store"}),
+        ))
+        .await;
+    assert_eq!(status, 200, "{body}");
+
+    // Refused requests left no trace in the log.
+    let records = s.log_records().await;
+    let orders: Vec<&str> = records
+        .iter()
+        .filter_map(|r| r["transaction_id"].as_str())
+        .collect();
+    assert!(
+        !orders.contains(&"ORD-none") && !orders.contains(&"ORD-wrong"),
+        "{orders:?}"
+    );
+    assert!(orders.contains(&"ORD-key"));
+}

@@ -81,6 +81,7 @@ fn select_agrees_with_the_reference_in_every_mode() {
         // Campaign advertisers are `Adv-N`: blocklists ignore ASCII case.
         blocked_advertisers: vec!["adv-3".into(), "nobody".into()],
         blocked_categories: vec!["cc-2".into(), "unknown".into()],
+        publishable_keys: Vec::new(),
     };
     let mut filled = 0;
     for (i, q) in mixed_queries(400, 9).iter().enumerate() {

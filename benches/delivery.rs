@@ -92,6 +92,7 @@ fn setup(controls: bool) -> Setup {
             inventory,
             delivery,
             ledger,
+            consent: Arc::new(aftercart::consent::ConsentStore::in_memory()),
         },
     );
     let requests = synth::requests(REQUESTS, CAMPAIGNS, SEED)

@@ -11,7 +11,9 @@ use crate::access::{Access, Principal};
 use crate::campaign::store::CampaignFolder;
 use crate::campaign::{FolderError, ValidationRules, load_folder};
 use crate::clock::SharedClock;
+use crate::compat::kevel::KevelIds;
 use crate::config::Config;
+use crate::consent::ConsentStore;
 use crate::decision::{Decider, LiveState};
 use crate::delivery::Delivery;
 use crate::exposure::read::Records;
@@ -59,6 +61,10 @@ pub struct App {
     pub inventory: Arc<Inventory>,
     /// Budgets, live counters and per-profile memory.
     pub delivery: Arc<Delivery>,
+    /// Consent recorded per person (see [`crate::consent`]).
+    pub consent: Arc<ConsentStore>,
+    /// The stable numbers Kevel's response shape needs for aftercart's ids.
+    pub kevel_ids: Arc<KevelIds>,
     /// Publishes campaign changes to the decision path.
     pub publisher: Publisher,
     /// The campaigns folder, for uploads and deletes.
@@ -123,6 +129,11 @@ impl App {
         let access = Access::open(&access_path, admin_key)
             .map_err(io("cannot read the keys in", &access_path))?;
         let inventory = Arc::new(Inventory::open(&data.join("inventory"), faults.clone())?);
+        let consent = Arc::new(ConsentStore::open(&data.join("consent"), faults.clone())?);
+        let kevel_ids = Arc::new(KevelIds::open(
+            &data.join("compat").join("kevel-ids"),
+            faults.clone(),
+        )?);
 
         let graph_config = GraphConfig {
             max_profile_size: config.max_profile_identifiers,
@@ -195,6 +206,7 @@ impl App {
                 inventory: inventory.clone(),
                 delivery: delivery.clone(),
                 ledger: ledger.clone(),
+                consent: consent.clone(),
             },
         );
         let writer = WriterConfig {
@@ -224,6 +236,8 @@ impl App {
             log,
             ledger,
             delivery,
+            consent,
+            kevel_ids,
             access: Arc::new(access),
             inventory,
             folder: CampaignFolder::new(&config.campaigns),
@@ -417,6 +431,11 @@ impl App {
             .map_err(|e| e.to_string())?;
         let inventory = self.inventory.clone();
         tokio::task::spawn_blocking(move || inventory.snapshot())
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+        let consent = self.consent.clone();
+        tokio::task::spawn_blocking(move || consent.compact())
             .await
             .map_err(|e| e.to_string())?
             .map_err(|e| e.to_string())?;

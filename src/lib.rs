@@ -27,10 +27,13 @@
 //! - [`identity`]: keyed hashing of customer identifiers; the identity graph that links
 //!   them into profiles.
 //! - [`erasure`]: forgetting a person: the erasure index, redaction for every reader.
+//! - [`consent`]: consent recorded per person, applied to their later decisions.
+//! - [`compat`]: drop-in compatibility with other ad servers' clients (Kevel's
+//!   Decision API and UserDB).
 //! - [`http`]: the server, routing, codecs (JSON, MessagePack) and errors.
 //! - [`app`]: the shared state a running server hands to every request.
 //! - [`metrics`], [`shutdown`], [`clock`], [`ids`], [`money`], [`secrets`],
-//!   [`validation`]: the small pieces everything else stands on.
+//!   [`journal`], [`validation`]: the small pieces everything else stands on.
 //! - [`simulate`]: a population of shoppers through a running server, with a known true effect.
 //! - [`synth`]: synthetic campaigns and requests for benches and load tests.
 //! - [`cli`]: the `aftercart` command line.
@@ -42,7 +45,9 @@ pub mod campaign;
 pub mod catalog;
 pub mod cli;
 pub mod clock;
+pub mod compat;
 pub mod config;
+pub mod consent;
 pub mod conversion;
 pub mod decision;
 pub mod delivery;
@@ -53,6 +58,7 @@ pub mod identity;
 pub mod ids;
 pub mod index;
 pub mod inventory;
+pub mod journal;
 pub mod ledger;
 pub mod measure;
 pub mod metrics;

@@ -11,13 +11,17 @@ pub(crate) mod response;
 pub mod select;
 
 pub use replay::ReplayCache;
-pub use request::{ConsentDefaults, DecisionRequest, Limits, ValidRequest};
+pub use request::{
+    ConsentDefaults, ConsentIn, Context, Customer, DecisionRequest, Ids, Item, Limits, Transaction,
+    ValidRequest,
+};
 pub use response::DecisionView;
 pub use select::{Explain, Winner};
 
 use crate::campaign::Channel;
 use crate::clock::SharedClock;
 use crate::config::Config;
+use crate::consent::{Consent, ConsentStore};
 use crate::delivery::Delivery;
 use crate::exposure::record::{H128, LoggedId};
 use crate::exposure::{Kind, Record};
@@ -95,16 +99,18 @@ pub struct Decider {
     inventory: Arc<Inventory>,
     delivery: Arc<Delivery>,
     ledger: Arc<Ledger>,
+    consent: Arc<ConsentStore>,
     /// Decisions per profile (`None`: no limit).
     profile_limiter: Option<crate::traffic::RateLimiter<u128>>,
 }
 
-/// What the decision path shares with the rest of the server: stock, delivery state
-/// and the ledger's spend.
+/// What the decision path shares with the rest of the server: stock, delivery state,
+/// the ledger's spend and stored consent.
 pub struct LiveState {
     pub inventory: Arc<Inventory>,
     pub delivery: Arc<Delivery>,
     pub ledger: Arc<Ledger>,
+    pub consent: Arc<ConsentStore>,
 }
 
 /// Replays kept per generation: bounds memory at roughly 2 × this × 1 KiB.
@@ -135,6 +141,7 @@ impl Decider {
             inventory: live.inventory,
             delivery: live.delivery,
             ledger: live.ledger,
+            consent: live.consent,
             profile_limiter: crate::traffic::RateLimiter::new(
                 f64::from(config.rate_limit_per_profile) / 60.0,
                 config.rate_limit_per_profile,
@@ -147,8 +154,20 @@ impl Decider {
         &self.sealer
     }
 
-    pub fn decide(&self, req: DecisionRequest, caller: Caller) -> Result<Outcome, DecisionError> {
-        let now = self.clock.now_ms();
+    /// Checks a request as [`Decider::decide`] would, deciding nothing: for endpoints
+    /// that must refuse a whole batch of decisions before making any.
+    pub fn check(&self, req: &DecisionRequest, caller: Caller) -> Result<(), DecisionError> {
+        self.validated(req.clone(), caller, self.clock.now_ms())
+            .map(|_| ())
+    }
+
+    /// The request validated (with the consent its people recorded), or why not.
+    fn validated(
+        &self,
+        req: DecisionRequest,
+        caller: Caller,
+        now: i64,
+    ) -> Result<ValidRequest, DecisionError> {
         let limits = Limits {
             max_slots: self.config.max_slots,
             max_items: self.config.max_items,
@@ -171,8 +190,18 @@ impl Decider {
                 "needs the admin key",
             )));
         }
+        let stored = |ids: &[crate::identity::IdHash]| -> Consent {
+            self.consent.for_request(ids, &self.delivery.graph)
+        };
         let req = req
-            .validate(limits, &self.config.currency, consent, &self.hasher, now)
+            .validate_with(
+                limits,
+                &self.config.currency,
+                consent,
+                &self.hasher,
+                now,
+                &stored,
+            )
             .map_err(|p: Problems| DecisionError::Invalid(p.0))?;
         if req.force_creative.is_some() && !req.test {
             return Err(DecisionError::Invalid(vec![Detail::new(
@@ -180,6 +209,12 @@ impl Decider {
                 "is only allowed with \"test\": true",
             )]));
         }
+        Ok(req)
+    }
+
+    pub fn decide(&self, req: DecisionRequest, caller: Caller) -> Result<Outcome, DecisionError> {
+        let now = self.clock.now_ms();
+        let req = self.validated(req, caller, now)?;
 
         let replay_key = (!req.test).then(|| self.replay.key(&req.placement, &req.transaction_id));
         if let Some(key) = replay_key

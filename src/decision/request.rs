@@ -1,6 +1,7 @@
 //! The decision request: its wire shape, its validation, and the [`Query`] it becomes.
 
 use crate::campaign::Channel;
+use crate::consent::Consent;
 use crate::identity::{IdHash, IdKind, IdentityHasher};
 use crate::index::Query;
 use crate::money::Micros;
@@ -22,6 +23,10 @@ pub struct DecisionRequest {
     pub explain: Option<bool>,
     pub test: Option<bool>,
     pub force_creative: Option<String>,
+    /// Extra basket categories that are not basket lines (Kevel's `keywords`): matched
+    /// like item categories. Not part of this endpoint's wire shape.
+    #[serde(skip)]
+    pub keywords: Vec<String>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -118,6 +123,7 @@ enum At<'a> {
     Field(&'a str),
     Item(usize, &'static str),
     Id(IdKind),
+    Keyword(usize),
 }
 
 impl At<'_> {
@@ -126,6 +132,7 @@ impl At<'_> {
             At::Field(f) => f.to_string(),
             At::Item(i, f) => format!("transaction.items[{i}].{f}"),
             At::Id(kind) => format!("customer.ids.{}", kind.as_str()),
+            At::Keyword(i) => format!("keywords[{i}]"),
         }
     }
 }
@@ -138,7 +145,12 @@ impl<'a> From<&'a str> for At<'a> {
 
 /// A trimmed, non-empty text field of bounded length, borrowed from the request.
 fn text<'v, 'a>(v: &'v Option<String>, at: impl Into<At<'a>>, p: &mut Problems) -> Option<&'v str> {
-    let s = v.as_deref()?.trim();
+    text_in(v.as_deref()?, at, p)
+}
+
+/// The same check for a value that is always there (a list entry).
+fn text_in<'v, 'a>(s: &'v str, at: impl Into<At<'a>>, p: &mut Problems) -> Option<&'v str> {
+    let s = s.trim();
     if s.is_empty() {
         p.push(at.into().path(), "must not be empty");
         None
@@ -180,6 +192,23 @@ impl DecisionRequest {
         consent: ConsentDefaults,
         hasher: &IdentityHasher,
         now_ms: i64,
+    ) -> Result<ValidRequest, Problems> {
+        self.validate_with(limits, currency, consent, hasher, now_ms, &|_| {
+            Consent::default()
+        })
+    }
+
+    /// Like [`DecisionRequest::validate`], with `stored` telling what the people behind
+    /// the request's identifiers recorded (see [`crate::consent`]): withholding, in the
+    /// request or in a record, wins; then granting; then the deployment's default.
+    pub fn validate_with(
+        self,
+        limits: Limits,
+        currency: &str,
+        consent: ConsentDefaults,
+        hasher: &IdentityHasher,
+        now_ms: i64,
+        stored: &dyn Fn(&[IdHash]) -> Consent,
     ) -> Result<ValidRequest, Problems> {
         let mut p = Problems::default();
         let mut q = Query {
@@ -290,10 +319,17 @@ impl DecisionRequest {
             text(&ctx.locale, "context.locale", &mut p);
         }
 
-        let requested = self.consent.unwrap_or_default();
-        let personalization =
-            requested.personalization.unwrap_or(consent.personalization) && !consent.gpc;
-        let measurement = requested.measurement.unwrap_or(consent.measurement);
+        if self.keywords.len() > limits.max_items {
+            p.push(
+                "keywords",
+                format!("must list at most {} keywords", limits.max_items),
+            );
+        }
+        for (i, kw) in self.keywords.iter().take(limits.max_items).enumerate() {
+            if let Some(kw) = text_in(kw, At::Keyword(i), &mut p) {
+                q.add_category(kw);
+            }
+        }
 
         let mut ids = Vec::new();
         if let Some(cust) = &self.customer {
@@ -304,6 +340,20 @@ impl DecisionRequest {
                 ids = hash_ids(raw, hasher, &mut p);
             }
         }
+
+        let requested = self.consent.unwrap_or_default();
+        let said = Consent {
+            personalization: requested.personalization,
+            measurement: requested.measurement,
+        };
+        let said = if ids.is_empty() {
+            said
+        } else {
+            said.and(stored(&ids))
+        };
+        let personalization =
+            said.personalization.unwrap_or(consent.personalization) && !consent.gpc;
+        let measurement = said.measurement.unwrap_or(consent.measurement);
         if !personalization {
             // Without personalisation consent identifiers are neither linked nor used.
             ids.clear();

@@ -47,6 +47,26 @@ struct Product<'a> {
     available: bool,
 }
 
+impl<'a> DecisionView<'a> {
+    /// Offer `i` exactly as this endpoint shows it, for answers of another shape.
+    pub fn offer(&'a self, i: usize) -> impl Serialize + 'a {
+        OfferView {
+            view: self,
+            offer: &self.decision.offers[i],
+        }
+    }
+
+    /// The URL of `event` (`impression`, `click`, `purchase`) for offer `i`.
+    pub fn tracking_url(&self, i: usize, event: &'static str) -> String {
+        TrackingUrl {
+            base: self.public_url,
+            event,
+            token: &self.decision.offers[i].token,
+        }
+        .to_string()
+    }
+}
+
 /// The fixed members of an offer of `creative` (see the module docs), as JSON.
 pub fn json_members(
     campaign: &str,

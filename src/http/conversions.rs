@@ -83,7 +83,7 @@ pub async fn post(app: &App, req: Request<Incoming>) -> Result<Response<Body>, A
                     .is_some_and(|t| c.occurred_ms < t)
             })
         };
-        let c = &if erased {
+        let mut c = if erased {
             conversion::Conversion {
                 ids: Vec::new(),
                 ..c.clone()
@@ -91,6 +91,12 @@ pub async fn post(app: &App, req: Request<Incoming>) -> Result<Response<Body>, A
         } else {
             c.clone()
         };
+        // A withdrawal the person recorded (see crate::consent) holds for their
+        // purchases too, whatever the order system sends.
+        let recorded = app.consent.for_request(&c.ids, &app.delivery.graph);
+        c.personalization &= recorded.personalization != Some(false);
+        c.measurement &= recorded.measurement != Some(false);
+        let c = &c;
         let mut record = c.record(now, &app.config.currency);
         if erased {
             // Readers redact it (its order id too); the server's replay still sees the

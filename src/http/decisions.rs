@@ -3,7 +3,7 @@
 use super::codec::{Body, Codec, read_body};
 use super::error::ApiError;
 use crate::app::App;
-use crate::decision::{Caller, DecisionError, DecisionRequest, DecisionView};
+use crate::decision::{Caller, DecisionError, DecisionRequest, DecisionView, Outcome};
 use crate::exposure::Kind;
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
@@ -28,11 +28,39 @@ pub async fn post(app: &App, req: Request<Incoming>) -> Result<Response<Body>, A
     }
     let caller = Caller {
         admin: app.is_admin(&parts.headers),
-        gpc: parts
-            .headers
-            .get("sec-gpc")
-            .is_some_and(|v| v.as_bytes() == b"1"),
+        gpc: gpc(&parts.headers),
     };
+    let outcome = decide_and_log(app, request, caller).await?;
+    let view = DecisionView {
+        decision: &outcome.decision,
+        explain: outcome.explain.as_ref(),
+        test: outcome.test,
+        public_url: &app.config.public_url,
+        currency: &app.config.currency,
+    };
+    let codec = Codec::of_response(&parts.headers);
+    let mut json = Vec::with_capacity(2048);
+    let response = if codec == Codec::Json && view.write_json(&mut json) {
+        super::codec::with_type(StatusCode::OK, codec.content_type(), json.into())
+    } else {
+        codec.encode(StatusCode::OK, &view)
+    };
+    observe(app, &outcome, started);
+    Ok(response)
+}
+
+/// The request carries `Sec-GPC: 1` (Global Privacy Control).
+pub(super) fn gpc(headers: &http::HeaderMap) -> bool {
+    headers.get("sec-gpc").is_some_and(|v| v.as_bytes() == b"1")
+}
+
+/// Decides, logs the decision's records and counts its offers: what every endpoint
+/// that makes decisions shares.
+pub(super) async fn decide_and_log(
+    app: &App,
+    request: DecisionRequest,
+    caller: Caller,
+) -> Result<Outcome, ApiError> {
     let outcome = app.decider.decide(request, caller).map_err(|e| {
         app.decider.count_invalid();
         match e {
@@ -61,25 +89,39 @@ pub async fn post(app: &App, req: Request<Incoming>) -> Result<Response<Body>, A
             crate::delivery::CampaignLive::count(&o.winner.campaign.live.offers[ch]);
         }
     }
-    let view = DecisionView {
-        decision: &outcome.decision,
-        explain: outcome.explain.as_ref(),
-        test: outcome.test,
-        public_url: &app.config.public_url,
-        currency: &app.config.currency,
-    };
-    let codec = Codec::of_response(&parts.headers);
-    let mut json = Vec::with_capacity(2048);
-    let response = if codec == Codec::Json && view.write_json(&mut json) {
-        super::codec::with_type(StatusCode::OK, codec.content_type(), json.into())
-    } else {
-        codec.encode(StatusCode::OK, &view)
-    };
+    Ok(outcome)
+}
+
+/// Observes a decision's latency, from `started` (when its request was read) to now.
+pub(super) fn observe(app: &App, outcome: &Outcome, started: Instant) {
     app.metrics
         .decision_seconds
         .with_label_values(&[outcome.decision.channel.as_str()])
         .observe(started.elapsed().as_secs_f64());
-    Ok(response)
+}
+
+/// Logs an `invalid` record for a decision request from a known bot (one per
+/// placement asked for), which then gets a well-formed answer without offers.
+pub(super) async fn log_bot(app: &App, placements: &[Option<String>]) -> Result<(), ApiError> {
+    let now = app.clock.now_ms();
+    let records: Vec<_> = (placements.iter())
+        .map(|placement| {
+            let mut r = crate::exposure::Record::new(Kind::Invalid, now);
+            r.reason = Some("bot_user_agent".into());
+            r.event = Some(Kind::Decision);
+            r.placement = placement.clone();
+            r
+        })
+        .collect();
+    app.log
+        .append(Kind::Invalid, &records)
+        .await
+        .map_err(|e| ApiError::unavailable(format!("{e}; retry later")))?;
+    app.metrics
+        .events
+        .with_label_values(&["invalid"])
+        .inc_by(records.len() as u64);
+    Ok(())
 }
 
 /// The header carrying a placement's publishable key.
@@ -124,23 +166,14 @@ async fn answer_bot(
     headers: &http::HeaderMap,
     request: &DecisionRequest,
 ) -> Result<Response<Body>, ApiError> {
-    let now = app.clock.now_ms();
-    let mut r = crate::exposure::Record::new(Kind::Invalid, now);
-    r.reason = Some("bot_user_agent".into());
-    r.event = Some(Kind::Decision);
-    r.placement = request.placement.clone();
-    app.log
-        .append(Kind::Invalid, &[r])
-        .await
-        .map_err(|e| ApiError::unavailable(format!("{e}; retry later")))?;
-    app.metrics.events.with_label_values(&["invalid"]).inc();
+    log_bot(app, std::slice::from_ref(&request.placement)).await?;
     #[derive(serde::Serialize)]
     struct Empty {
         decision_id: crate::ids::DecisionId,
         offers: [(); 0],
     }
     let body = Empty {
-        decision_id: crate::ids::DecisionId::mint(now),
+        decision_id: crate::ids::DecisionId::mint(app.clock.now_ms()),
         offers: [],
     };
     Ok(Codec::of_response(headers).encode(StatusCode::OK, &body))

@@ -9,6 +9,7 @@ mod decisions;
 mod error;
 mod events;
 mod inventory;
+mod kevel;
 pub mod log;
 mod manage;
 mod profiles;

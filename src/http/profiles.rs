@@ -1,6 +1,6 @@
 //! Subject access and erasure (admin key): `GET /v1/profiles?KIND=VALUE` and
 //! `DELETE /v1/profiles {"ids": {...}}`. See [`crate::erasure`] for what erasure
-//! reaches.
+//! reaches; stored consent ([`crate::consent`]) is shown and erased with the rest.
 
 use super::auth::require;
 use super::codec::{Body, Codec};
@@ -52,9 +52,22 @@ struct Identifier {
     hash: String,
 }
 
+/// A consent record stored for one of the person's identifiers.
 #[derive(Serialize)]
-struct Profile {
-    profile: String,
+struct ConsentRecord {
+    kind: &'static str,
+    hash: String,
+    #[serde(flatten)]
+    consent: crate::consent::Consent,
+    recorded: String,
+}
+
+/// What aftercart holds about one person: their profile (linked identifiers and its
+/// counts) and any consent recorded for them.
+#[derive(Serialize)]
+pub(super) struct Profile {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    profile: Option<String>,
     identifiers: Vec<Identifier>,
     #[serde(skip_serializing_if = "Option::is_none")]
     first_seen: Option<String>,
@@ -62,17 +75,35 @@ struct Profile {
     last_seen: Option<String>,
     exposures: u64,
     conversions: u64,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    consent: Vec<ConsentRecord>,
 }
 
-pub async fn get(app: &App, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
-    require(app, req.headers(), &[])?;
-    let id = identifier(app, req.uri().query().unwrap_or(""))?;
+/// Subject access for the person behind `id`: `None` when aftercart holds nothing.
+pub(super) fn profile_of(app: &App, id: IdHash) -> Option<Profile> {
     let d = &app.delivery;
-    let profile = d.graph.profile_of(id).ok_or_else(ApiError::not_found)?;
-    let summary = d.profiles.summary(profile.0);
-    let body = Profile {
-        profile: hex128(profile.0),
-        identifiers: (d.graph.members(profile).into_iter())
+    let profile = d.graph.profile_of(id);
+    let members = match profile {
+        Some(p) => d.graph.members(p),
+        None if app.consent.get(id).is_some() => vec![id],
+        None => return None,
+    };
+    let summary = profile.map(|p| d.profiles.summary(p.0)).unwrap_or_default();
+    let consent = (members.iter())
+        .filter_map(|&h| {
+            let r = app.consent.get(h)?;
+            Some(ConsentRecord {
+                kind: h.kind.as_str(),
+                hash: hex128(h.hash),
+                consent: r.consent,
+                recorded: time(r.at_ms),
+            })
+        })
+        .collect();
+    Some(Profile {
+        profile: profile.map(|p| hex128(p.0)),
+        identifiers: (members.iter())
+            .filter(|_| profile.is_some())
             .map(|h| Identifier {
                 kind: h.kind.as_str(),
                 hash: hex128(h.hash),
@@ -82,7 +113,14 @@ pub async fn get(app: &App, req: Request<Incoming>) -> Result<Response<Body>, Ap
         last_seen: summary.last_seen_ms.map(time),
         exposures: summary.exposures,
         conversions: summary.conversions,
-    };
+        consent,
+    })
+}
+
+pub async fn get(app: &App, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
+    require(app, req.headers(), &[])?;
+    let id = identifier(app, req.uri().query().unwrap_or(""))?;
+    let body = profile_of(app, id).ok_or_else(ApiError::not_found)?;
     Ok(Codec::of_response(req.headers()).encode(StatusCode::OK, &body))
 }
 
@@ -98,10 +136,23 @@ pub async fn delete(app: &App, req: Request<Incoming>) -> Result<Response<Body>,
     if !p.is_empty() {
         return Err(ApiError::invalid(p.0));
     }
+    let erased = erase(app, &ids).await?;
+    Ok(Codec::of_response(&parts.headers).encode(StatusCode::OK, &erased))
+}
+
+/// What an erasure removed.
+#[derive(Serialize)]
+pub(super) struct Erased {
+    erased_identifiers: usize,
+}
+
+/// Erases the people behind `ids` everywhere (see [`crate::erasure`]) and their stored
+/// consent; answers once the erasure is durable.
+pub(super) async fn erase(app: &App, ids: &[IdHash]) -> Result<Erased, ApiError> {
     let now = app.clock.now_ms();
     // One erasure at a time, so the index on disk never loses a concurrent one.
     let _one = app.erasure_lock.lock().await;
-    let erased = app.delivery.erase(&ids);
+    let erased = app.delivery.erase(ids);
     let mut records: Vec<_> = (erased.profiles.iter())
         .map(|(profile, members)| crate::erasure::record(now, Some(*profile), members))
         .collect();
@@ -131,14 +182,21 @@ pub async fn delete(app: &App, req: Request<Incoming>) -> Result<Response<Body>,
             tracing::error!(error = %e, "cannot write the erasure index");
             ApiError::unavailable("the erasure is logged but its index could not be written; retry")
         })?;
-    #[derive(Serialize)]
-    struct Done {
-        erased_identifiers: usize,
+    let mut forgotten: Vec<IdHash> = ids.to_vec();
+    for (_, members) in &erased.profiles {
+        forgotten.extend(members.iter().copied());
     }
-    Ok(Codec::of_response(&parts.headers).encode(
-        StatusCode::OK,
-        &Done {
-            erased_identifiers: erased.identifiers(),
-        },
-    ))
+    let consent = app.consent.clone();
+    tokio::task::spawn_blocking(move || consent.erase(&forgotten))
+        .await
+        .map_err(|_| ApiError::unavailable("consent erasure task failed"))?
+        .map_err(|e| {
+            tracing::error!(error = %e, "cannot erase stored consent");
+            ApiError::unavailable(
+                "the erasure is logged but stored consent could not be removed; retry",
+            )
+        })?;
+    Ok(Erased {
+        erased_identifiers: erased.identifiers(),
+    })
 }

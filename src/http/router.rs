@@ -3,7 +3,8 @@
 use super::codec::{Body, Codec};
 use super::error::ApiError;
 use super::{
-    admin, campaigns, conversions, decisions, events, inventory, log, manage, profiles, reports,
+    admin, campaigns, conversions, decisions, events, inventory, kevel, log, manage, profiles,
+    reports,
 };
 use crate::app::App;
 use http::{Method, Request, Response};
@@ -58,6 +59,9 @@ fn route_label(path: &str) -> &'static str {
         "/v1/keys" => "keys",
         "/v1/profiles" => "profiles",
         "/v1/campaigns" | "/v1/campaigns/batch" => "campaigns",
+        "/api/v2" => "kevel_decisions",
+        p if p.starts_with("/udb/") => "kevel_userdb",
+        p if p.starts_with("/v1/compat/kevel/ids/") => "kevel_ids",
         p if p.starts_with("/v1/campaigns/") && p.ends_with("/report") => "report",
         p if p.starts_with("/v1/campaigns/") => "campaign",
         p if p.starts_with("/v1/inventory/") => "inventory",
@@ -85,6 +89,7 @@ async fn dispatch(app: &App, req: Request<Incoming>) -> Result<Response<Body>, A
         ("/v1/inventory", Method::PUT) => inventory::put(app, req).await,
         ("/v1/profiles", Method::GET) => profiles::get(app, req).await,
         ("/v1/profiles", Method::DELETE) => profiles::delete(app, req).await,
+        ("/api/v2", Method::POST) => kevel::decisions(app, req).await,
         ("/healthz", Method::GET | Method::HEAD) => Ok(admin::healthz()),
         ("/readyz", Method::GET | Method::HEAD) => Ok(admin::readyz(app)),
         ("/metrics", Method::GET) => Ok(admin::metrics(app)),
@@ -103,7 +108,8 @@ async fn dispatch(app: &App, req: Request<Incoming>) -> Result<Response<Body>, A
             | "/v1/campaigns"
             | "/v1/campaigns/batch"
             | "/v1/inventory"
-            | "/v1/profiles",
+            | "/v1/profiles"
+            | "/api/v2",
             _,
         ) => Err(ApiError::method_not_allowed()),
         (p, method) => {
@@ -139,6 +145,26 @@ async fn dispatch(app: &App, req: Request<Incoming>) -> Result<Response<Body>, A
                 match method {
                     Method::GET => inventory::get(app, req, &sku).await,
                     _ => Err(ApiError::method_not_allowed()),
+                }
+            } else if let Some(n) = segment(p, "/v1/compat/kevel/ids/") {
+                match method {
+                    Method::GET => kevel::id(app, req, &n).await,
+                    _ => Err(ApiError::method_not_allowed()),
+                }
+            } else if let Some(rest) = p.strip_prefix("/udb/") {
+                // Kevel's UserDB: /udb/{networkId}, /udb/{networkId}/read and
+                // /udb/{networkId}/consent. Its other calls (interests, segments, …)
+                // have no counterpart here and are 404s.
+                match (rest.split_once('/'), method) {
+                    (None, Method::DELETE) => kevel::udb_forget(app, req, rest).await,
+                    (Some((net, "read")), Method::GET) => kevel::udb_read(app, req, net).await,
+                    (Some((net, "consent")), Method::POST) => {
+                        kevel::udb_consent(app, req, net).await
+                    }
+                    (None | Some((_, "read" | "consent")), _) => {
+                        Err(ApiError::method_not_allowed())
+                    }
+                    _ => Err(ApiError::not_found()),
                 }
             } else {
                 Err(ApiError::not_found())

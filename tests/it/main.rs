@@ -14,6 +14,7 @@
 //! - `privacy`: subject access, erasure everywhere (graph, caps, readers, restarts), no raw e-mail on disk.
 //! - `report`: `GET /v1/campaigns/{id}/report`: in-store revenue from a web offer, who may read it, periods and windows.
 //! - `traffic`: rate limits per address and profile, trusted proxies, bots and too-fast impressions are never charged.
+//! - `kevel`: Kevel's request and response shapes, stable ids and their lookup, UserDB read, forget and consent.
 //! - `lifecycle`: configuration errors, start-up refusal, validate, health and metrics, graceful shutdown.
 
 mod bad_input;
@@ -22,6 +23,7 @@ mod decisions;
 mod delivery;
 mod exposure;
 mod inventory;
+mod kevel;
 mod lifecycle;
 mod management;
 mod privacy;

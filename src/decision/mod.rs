@@ -431,16 +431,20 @@ impl Decider {
     }
 
     fn count(&self, channel: Channel, outcome: &str, offers: &[ServedOffer]) {
-        self.metrics
-            .decisions
-            .with_label_values(&[channel.as_str(), outcome])
-            .inc();
+        let hot = &self.metrics.hot;
+        let ch = channel as usize;
+        match outcome {
+            "fill" => hot.filled[ch].inc(),
+            "nofill" => hot.nofill[ch].inc(),
+            _ => self
+                .metrics
+                .decisions
+                .with_label_values(&[channel.as_str(), outcome])
+                .inc(),
+        }
         for o in offers {
-            let kind = o.winner.campaign.creatives[o.winner.creative].kind.as_str();
-            self.metrics
-                .offers
-                .with_label_values(&[channel.as_str(), kind])
-                .inc();
+            let kind = o.winner.campaign.creatives[o.winner.creative].kind;
+            hot.offers[ch][kind as usize].inc();
         }
     }
 

@@ -35,10 +35,14 @@ pub async fn route(app: &App, req: Request<Incoming>) -> Response<Body> {
         400..=499 => "4xx",
         _ => "5xx",
     };
-    app.metrics
-        .http_requests
-        .with_label_values(&[route_label(&route), class])
-        .inc();
+    match (route_label(&route), class) {
+        ("decisions", "2xx") => app.metrics.hot.decisions_2xx.inc(),
+        (label, class) => app
+            .metrics
+            .http_requests
+            .with_label_values(&[label, class])
+            .inc(),
+    }
     response
 }
 

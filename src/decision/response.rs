@@ -36,6 +36,9 @@ struct Product<'a> {
     price: f64,
     currency: &'a str,
     available: bool,
+    /// Units left at the request's location, for products whose stock is reported.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stock: Option<i64>,
 }
 
 impl Serialize for DecisionView<'_> {
@@ -99,6 +102,7 @@ impl Serialize for OfferView<'_> {
                     price: p.price.to_major(),
                     currency: self.view.currency,
                     available: true,
+                    stock: self.offer.stock,
                 },
             )?;
         }

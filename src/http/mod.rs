@@ -1,10 +1,12 @@
-//! The HTTP API: server, routing, codecs and errors.
+//! The HTTP API: server, routing, codecs, errors, CORS, and the checkout SDK and demo
+//! page it serves.
 
 mod admin;
 mod auth;
 mod campaigns;
 mod codec;
 mod conversions;
+mod cors;
 mod decisions;
 mod error;
 mod events;
@@ -13,6 +15,7 @@ pub mod log;
 mod manage;
 mod profiles;
 mod router;
+pub mod sdk;
 mod server;
 
 pub use error::ApiError;

@@ -1,8 +1,11 @@
 //! Which handler answers which method and path.
 
 use super::codec::{Body, Codec};
+use super::cors::Cors;
 use super::error::ApiError;
-use super::{admin, campaigns, conversions, decisions, events, inventory, log, manage, profiles};
+use super::{
+    admin, campaigns, conversions, decisions, events, inventory, log, manage, profiles, sdk,
+};
 use crate::app::App;
 use http::{Method, Request, Response};
 use hyper::body::Incoming;
@@ -11,8 +14,16 @@ use hyper::body::Incoming;
 pub async fn route(app: &App, req: Request<Incoming>) -> Response<Body> {
     let codec = Codec::of_response(req.headers());
     let route = req.uri().path().to_string();
-    let result = dispatch(app, req).await;
+    let cors = Cors::of(&app.config.cors_allowed_origins, &route, req.headers());
+    let result = match cors.options(req.method(), req.headers()) {
+        Some(answer) => Ok(answer),
+        None => match cors.denied_preflight(req.method()) {
+            Some(e) => Err(e),
+            None => dispatch(app, req).await,
+        },
+    };
     let mut response = result.unwrap_or_else(|e| codec.error(&e));
+    cors.apply(&mut response);
     if response.status() == http::StatusCode::TOO_MANY_REQUESTS {
         response.headers_mut().insert(
             http::header::RETRY_AFTER,
@@ -48,6 +59,8 @@ fn route_label(path: &str) -> &'static str {
         "/v1/advertisers" => "advertisers",
         "/v1/keys" => "keys",
         "/v1/profiles" => "profiles",
+        "/demo" => "demo",
+        p if p.starts_with("/sdk/") => "sdk",
         "/v1/campaigns" | "/v1/campaigns/batch" => "campaigns",
         p if p.starts_with("/v1/campaigns/") => "campaign",
         p if p.starts_with("/v1/inventory/") => "inventory",
@@ -78,6 +91,8 @@ async fn dispatch(app: &App, req: Request<Incoming>) -> Result<Response<Body>, A
         ("/healthz", Method::GET | Method::HEAD) => Ok(admin::healthz()),
         ("/readyz", Method::GET | Method::HEAD) => Ok(admin::readyz(app)),
         ("/metrics", Method::GET) => Ok(admin::metrics(app)),
+        ("/demo", Method::GET | Method::HEAD) if app.config.demo => Ok(sdk::demo()),
+        ("/sdk/v1.js", Method::GET | Method::HEAD) => Ok(sdk::v1(req.headers())),
         (
             "/v1/decisions"
             | "/healthz"
@@ -93,7 +108,8 @@ async fn dispatch(app: &App, req: Request<Incoming>) -> Result<Response<Body>, A
             | "/v1/campaigns"
             | "/v1/campaigns/batch"
             | "/v1/inventory"
-            | "/v1/profiles",
+            | "/v1/profiles"
+            | "/sdk/v1.js",
             _,
         ) => Err(ApiError::method_not_allowed()),
         (p, method) => {

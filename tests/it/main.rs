@@ -12,9 +12,11 @@
 //! - `inventory`: stock per location, product offers, in-unit purchases that never oversell.
 //! - `privacy`: subject access, erasure everywhere (graph, caps, readers, restarts), no raw e-mail on disk.
 //! - `traffic`: rate limits per address and profile, trusted proxies, bots and too-fast impressions are never charged.
+//! - `checkout`: CORS on public endpoints only, the SDK's caching and SRI (and the README's copy of it), the demo page, the sample stock seed.
 //! - `lifecycle`: configuration errors, start-up refusal, validate, health and metrics, graceful shutdown.
 
 mod bad_input;
+mod checkout;
 mod crash;
 mod decisions;
 mod delivery;

@@ -9,7 +9,7 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import {
-  ROOT, eventually, isolatedContext, launchBrowser, sha256, sleep, startAftercart, watchConsole,
+  ROOT, eventually, isolatedContext, sha256, sleep, startBoth, watchConsole,
 } from './harness.js';
 
 const PRODUCT_SKU = 'SKU-VG-HC1';
@@ -19,7 +19,7 @@ let server;
 let browser;
 
 before(async () => {
-  [server, browser] = await Promise.all([startAftercart(), launchBrowser()]);
+  [server, browser] = await startBoth();
 });
 
 after(async () => {

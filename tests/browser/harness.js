@@ -71,7 +71,11 @@ export async function startAftercart(env = {}) {
     { cwd: ROOT, env: { ...outsideSettings(), ...env, AFTERCART_ADMIN_KEY: ADMIN_KEY }, stdio: ['ignore', 'ignore', 'pipe'] },
   );
   child.stderr.on('data', (b) => (stderr += b));
-  const exited = new Promise((resolve) => child.once('exit', resolve));
+  const exited = new Promise((resolve) => {
+    child.once('exit', resolve);
+    // A binary that cannot be started (not built, wrong path) fails at once, saying so.
+    child.once('error', (e) => resolve(`an error: ${e.message}`));
+  });
   const ready = async () => {
     try {
       return (await fetch(`${base}/readyz`)).ok;
@@ -79,12 +83,16 @@ export async function startAftercart(env = {}) {
       return false;
     }
   };
-  await Promise.race([
-    eventually(ready, 20000, 'aftercart to be ready'),
-    exited.then((code) => {
-      throw new Error(`aftercart exited with ${code}:\n${stderr}`);
-    }),
-  ]);
+  let exit;
+  exited.then((code) => (exit = code));
+  try {
+    await eventually(async () => exit !== undefined || (await ready()), 20000, 'aftercart to be ready');
+    if (exit !== undefined) throw new Error(`aftercart (${bin}) exited with ${exit}:\n${stderr}`);
+  } catch (e) {
+    child.kill('SIGKILL');
+    rmSync(data, { recursive: true, force: true });
+    throw e;
+  }
 
   const admin = { Authorization: `Bearer ${ADMIN_KEY}` };
   return {
@@ -122,6 +130,21 @@ export async function startAftercart(env = {}) {
       if (!r.ok) throw new Error(`PUT /v1/inventory: ${r.status}`);
     },
   };
+}
+
+/**
+ * The server and the browser, started side by side. If either fails the other is
+ * stopped before the error is thrown: a browser left running would keep the test
+ * process alive forever.
+ */
+export async function startBoth(env) {
+  const [server, browser] = await Promise.allSettled([startAftercart(env), launchBrowser()]);
+  if (server.status === 'fulfilled' && browser.status === 'fulfilled') {
+    return [server.value, browser.value];
+  }
+  if (server.status === 'fulfilled') await server.value.stop();
+  if (browser.status === 'fulfilled') await browser.value.close();
+  throw server.status === 'rejected' ? server.reason : browser.reason;
 }
 
 /** Headless Chromium: BROWSER_TESTS_CHROMIUM, else Debian's. */

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import net from 'node:net';
 import { after, before, test } from 'node:test';
-import { isolatedContext, launchBrowser, sri, startAftercart, watchConsole } from './harness.js';
+import { isolatedContext, sri, startAftercart, startBoth, watchConsole } from './harness.js';
 
 let server;
 let browser;
@@ -49,7 +49,7 @@ function listen(srv) {
 }
 
 before(async () => {
-  [server, browser] = await Promise.all([startAftercart(), launchBrowser()]);
+  [server, browser] = await startBoth();
   integrity = sri(Buffer.from(await (await fetch(`${server.base}/sdk/v1.js`)).arrayBuffer()));
   const pages = new Map();
   shop = createServer((req, res) => {

@@ -37,6 +37,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 pub enum StartError {
     #[error("the campaigns folder has {} problem(s)", .0.len())]
     Campaigns(Vec<FolderError>),
+    #[error("the inventory seed has {} problem(s)", .0.len())]
+    InventorySeed(Vec<FolderError>),
     #[error("exposure log: {0}")]
     Log(#[from] LogError),
     #[error("{what} {path}: {source}")]
@@ -262,6 +264,10 @@ impl App {
         }
         app.load_campaigns().map_err(StartError::Campaigns)?;
         app.restore_ledger()?;
+        // After the ledger, so the seed sees every location already reported.
+        if let Some(seed) = &config.inventory_seed {
+            app.seed_inventory(seed)?;
+        }
         crate::catalog::reconcile(&app)
             .await
             .map_err(|e| StartError::Io {
@@ -271,6 +277,44 @@ impl App {
             })?;
         app.ready.store(true, Ordering::SeqCst);
         Ok(Arc::new(app))
+    }
+
+    /// Applies the stock in `path` (config `inventory_seed`) to the SKUs and locations
+    /// never reported, so a demo's products can be bought on a first start without a
+    /// feed; a restart finds them reported and leaves their stock (and sales) alone.
+    fn seed_inventory(&self, path: &std::path::Path) -> Result<(), StartError> {
+        let problem = |detail| {
+            StartError::InventorySeed(vec![FolderError {
+                file: path.to_path_buf(),
+                detail,
+            }])
+        };
+        let bytes = std::fs::read(path).map_err(|source| StartError::Io {
+            what: "cannot read the inventory seed",
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let value: serde_json::Value = serde_json::from_slice(&bytes)
+            .map_err(|e| problem(crate::validation::Detail::new("", e.to_string())))?;
+        let updates = crate::inventory::parse_feed(&value, self.clock.now_ms()).map_err(|p| {
+            let errors = p.0.into_iter().map(|detail| FolderError {
+                file: path.to_path_buf(),
+                detail,
+            });
+            StartError::InventorySeed(errors.collect())
+        })?;
+        let applied = self
+            .inventory
+            .seed(&updates)
+            .map_err(|source| StartError::Io {
+                what: "cannot write the inventory journal in",
+                path: self.config.data.join("inventory"),
+                source,
+            })?;
+        if applied > 0 {
+            tracing::info!(path = %path.display(), lines = applied, "stock seeded for SKUs never reported");
+        }
+        Ok(())
     }
 
     /// Reloads the campaigns folder (`SIGHUP`) and logs what changed in it. On any

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 /// Exit code for bad configuration or usage (sysexits EX_USAGE).
 pub const EXIT_CONFIG: u8 = 64;
-/// Exit code for bad campaign files (sysexits EX_DATAERR).
+/// Exit code for bad campaign files or a bad inventory seed (sysexits EX_DATAERR).
 pub const EXIT_CAMPAIGNS: u8 = 65;
 /// Exit code when the server cannot bind or read its data (sysexits EX_UNAVAILABLE).
 pub const EXIT_UNAVAILABLE: u8 = 69;
@@ -388,6 +388,16 @@ async fn serve_async(config: Config) -> ExitCode {
             }
             eprintln!(
                 "aftercart: refusing to start: {} problem(s) in the campaigns folder",
+                errors.len()
+            );
+            return ExitCode::from(EXIT_CAMPAIGNS);
+        }
+        Err(StartError::InventorySeed(errors)) => {
+            for e in &errors {
+                eprintln!("{e}");
+            }
+            eprintln!(
+                "aftercart: refusing to start: {} problem(s) in the inventory seed",
                 errors.len()
             );
             return ExitCode::from(EXIT_CAMPAIGNS);

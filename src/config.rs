@@ -107,6 +107,14 @@ pub const DEFAULT_CONSENT: Consent = Consent {
     personalization: true,
     measurement: true,
 };
+/// Public endpoints (decisions, events, the SDK) need no key and are called from shops'
+/// own pages on their own domains, so every origin may call them unless an operator
+/// narrows it; management endpoints never answer cross-origin.
+pub const DEFAULT_CORS_ALLOWED_ORIGINS: AllowedOrigins = AllowedOrigins::Any;
+/// Where the sample stock for the demo lives, relative to the campaigns folder: stock
+/// belongs to the campaign set that promotes it, so a deployment with its own folder
+/// never picks up the samples' stock.
+pub const INVENTORY_SEED_IN_CAMPAIGNS: &str = "inventory/seed.json";
 /// Short admin keys can be guessed online; 16 characters is the least we accept.
 pub const MIN_ADMIN_KEY_CHARS: usize = 16;
 
@@ -181,6 +189,13 @@ pub struct Config {
     pub log_level: String,
     pub default_consent: Consent,
     pub trusted_proxies: Vec<IpNet>,
+    /// Origins whose pages may call the public endpoints from a browser.
+    pub cors_allowed_origins: AllowedOrigins,
+    /// Serve `/demo`. Its offers are real decisions (counted and charged), so it is on
+    /// only where nobody else can reach it unless an operator says otherwise.
+    pub demo: bool,
+    /// A stock feed applied at start to SKUs and locations never reported before.
+    pub inventory_seed: Option<PathBuf>,
     pub placements: BTreeMap<String, PlacementRules>,
 }
 
@@ -229,6 +244,9 @@ impl Default for Config {
             log_level: DEFAULT_LOG_LEVEL.to_string(),
             default_consent: DEFAULT_CONSENT,
             trusted_proxies: Vec::new(),
+            cors_allowed_origins: DEFAULT_CORS_ALLOWED_ORIGINS,
+            demo: DEFAULT_LISTEN.ip().is_loopback(),
+            inventory_seed: None,
             placements: BTreeMap::new(),
         }
     }
@@ -287,6 +305,9 @@ impl fmt::Debug for Config {
             .field("log_level", &self.log_level)
             .field("default_consent", &self.default_consent)
             .field("trusted_proxies", &self.trusted_proxies)
+            .field("cors_allowed_origins", &self.cors_allowed_origins)
+            .field("demo", &self.demo)
+            .field("inventory_seed", &self.inventory_seed)
             .field("placements", &self.placements)
             .finish()
     }
@@ -304,6 +325,26 @@ pub enum LogFormat {
 pub struct Consent {
     pub personalization: bool,
     pub measurement: bool,
+}
+
+/// Which origins' pages may call the public endpoints from a browser (CORS).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AllowedOrigins {
+    /// `["*"]`: any page; answered with `Access-Control-Allow-Origin: *`.
+    Any,
+    /// Exactly these origins (lower-case `scheme://host[:port]`, default ports left
+    /// out, as browsers send them); an empty list allows no cross-origin call.
+    List(Vec<String>),
+}
+
+impl AllowedOrigins {
+    /// Whether a browser's `Origin` header value is allowed.
+    pub fn allows(&self, origin: &str) -> bool {
+        match self {
+            AllowedOrigins::Any => true,
+            AllowedOrigins::List(list) => list.iter().any(|o| o.eq_ignore_ascii_case(origin)),
+        }
+    }
 }
 
 /// Per-placement rules from `[placements.<name>]`; blocklists are lower-case.
@@ -457,6 +498,7 @@ const SETTINGS: &[&str] = &[
     "decision_replay_secs", "workers", "log_format", "log_level",
     "log_segment_bytes", "log_flush_interval_ms", "log_queue_capacity", "log_queue_wait_ms", "impression_ttl_secs", "reservation_ttl_secs", "max_profile_identifiers", "rate_limit_per_address", "rate_limit_burst", "rate_limit_per_profile", "min_render_ms", "click_ttl_secs", "dedup_horizon_days", "checkpoint_interval_secs", "log_retention_hours", "log_decisions",
     "default_consent.personalization", "default_consent.measurement", "trusted_proxies",
+    "cors_allowed_origins", "demo", "inventory_seed",
 ];
 
 fn env_var(key: &str) -> String {
@@ -742,7 +784,23 @@ impl<'a> Resolver<'a> {
                 measurement: self.get("default_consent.measurement", true, as_bool),
             },
             trusted_proxies: self.get("trusted_proxies", d.trusted_proxies, parse_proxies),
+            cors_allowed_origins: self.get(
+                "cors_allowed_origins",
+                d.cors_allowed_origins,
+                parse_origins,
+            ),
+            demo: self.get("demo", listen.ip().is_loopback(), as_bool),
+            inventory_seed: None,
             placements: self.placements(),
+        };
+        // The default seed is the campaign set's own, used only when it ships one; a
+        // seed named explicitly must exist ("" seeds nothing).
+        let default_seed =
+            Some(config.campaigns.join(INVENTORY_SEED_IN_CAMPAIGNS)).filter(|p| p.is_file());
+        let inventory_seed = self.get("inventory_seed", default_seed, parse_seed);
+        let config = Config {
+            inventory_seed,
+            ..config
         };
         if self.errors.is_empty() {
             Ok(config)
@@ -1033,6 +1091,86 @@ fn parse_proxies(value: Val<'_>) -> Parsed<Vec<IpNet>> {
         return Err(bad.join("; "));
     }
     Ok(nets.into_iter().filter_map(Result::ok).collect())
+}
+
+/// `["*"]`, or origins such as `https://shop.example` (scheme, host, optional port, no
+/// path). Every bad entry is reported, each with its index.
+fn parse_origins(value: Val<'_>) -> Parsed<AllowedOrigins> {
+    let items = as_list(value)?;
+    if items.iter().any(|s| s.trim() == "*") {
+        return if items.len() == 1 {
+            Ok(AllowedOrigins::Any)
+        } else {
+            Err("\"*\" already allows every origin: list it alone".to_string())
+        };
+    }
+    let (origins, bad): (Vec<_>, Vec<_>) = items
+        .iter()
+        .enumerate()
+        .map(|(i, s)| parse_origin(s.trim()).map_err(|e| format!("[{i}] {s:?}: {e}")))
+        .partition(Result::is_ok);
+    if !bad.is_empty() {
+        let bad: Vec<String> = bad.into_iter().filter_map(Result::err).collect();
+        return Err(bad.join("; "));
+    }
+    Ok(AllowedOrigins::List(
+        origins.into_iter().filter_map(Result::ok).collect(),
+    ))
+}
+
+/// One origin, normalised the way a browser writes its `Origin` header: lower-case,
+/// without the scheme's default port.
+fn parse_origin(s: &str) -> Result<String, &'static str> {
+    let lower = s.to_ascii_lowercase();
+    let (scheme, rest) = lower
+        .split_once("://")
+        .filter(|(scheme, _)| ["http", "https"].contains(scheme))
+        .ok_or("an origin starts with http:// or https://")?;
+    if rest.contains(['/', '?', '#']) {
+        return Err("an origin is scheme://host[:port], without a path (not even a trailing /)");
+    }
+    let (host, port) = match rest.rsplit_once(':') {
+        // An IPv6 literal's own colons sit inside its brackets.
+        Some((host, port)) if !port.contains(']') => (host, Some(port)),
+        _ => (rest, None),
+    };
+    let host_ok = !host.is_empty()
+        && !host.contains('@')
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-.[]:".contains(&b));
+    if !host_ok {
+        return Err("the host is missing or not a host name");
+    }
+    match port {
+        None => Ok(format!("{scheme}://{host}")),
+        // `u16::from_str` takes a leading `+`, which no browser writes.
+        Some(p) => match p.parse::<u16>() {
+            Ok(n) if n > 0 && p.bytes().all(|b| b.is_ascii_digit()) => {
+                let p = n;
+                let default = if scheme == "https" { 443 } else { 80 };
+                if p == default {
+                    Ok(format!("{scheme}://{host}"))
+                } else {
+                    Ok(format!("{scheme}://{host}:{p}"))
+                }
+            }
+            _ => Err("the port is not a number from 1 to 65535"),
+        },
+    }
+}
+
+/// A seed file that must exist, or `""` for none.
+fn parse_seed(value: Val<'_>) -> Parsed<Option<PathBuf>> {
+    if as_str(value).is_ok_and(|s| s.trim().is_empty()) {
+        return Ok(None);
+    }
+    let path = as_path(value)?;
+    if path.is_file() {
+        Ok(Some(path))
+    } else {
+        Err(format!("no such file: {:?}", path.display().to_string()))
+    }
 }
 
 fn parse_floor(value: &toml::Value) -> Parsed<Micros> {
@@ -1427,5 +1565,114 @@ mod tests {
             "{rendered}"
         );
         assert_eq!(errors.0.len(), 3);
+    }
+    #[test]
+    fn cors_origins_are_normalised_and_every_bad_one_named() {
+        assert_eq!(
+            from_toml_str("").expect("valid").cors_allowed_origins,
+            AllowedOrigins::Any
+        );
+        let config = from_toml_str(
+            r#"cors_allowed_origins = ["HTTPS://Shop.Example:443", "http://localhost:3000", "http://[::1]:8080", "http://a.example:80"]"#,
+        )
+        .expect("valid");
+        assert_eq!(
+            config.cors_allowed_origins,
+            AllowedOrigins::List(vec![
+                "https://shop.example".into(),
+                "http://localhost:3000".into(),
+                "http://[::1]:8080".into(),
+                "http://a.example".into(),
+            ])
+        );
+        assert!(config.cors_allowed_origins.allows("https://shop.example"));
+        assert!(
+            !config
+                .cors_allowed_origins
+                .allows("https://shop.example.evil")
+        );
+        assert!(!config.cors_allowed_origins.allows("http://shop.example"));
+
+        let vars = env(&[(
+            "AFTERCART_CORS_ALLOWED_ORIGINS",
+            "https://a.example, https://b.example",
+        )]);
+        let origins = load(&Overrides::default(), &vars)
+            .expect("valid")
+            .cors_allowed_origins;
+        assert_eq!(
+            origins,
+            AllowedOrigins::List(vec!["https://a.example".into(), "https://b.example".into()])
+        );
+        let none = from_toml_str("cors_allowed_origins = []").expect("valid");
+        assert_eq!(none.cors_allowed_origins, AllowedOrigins::List(Vec::new()));
+
+        let errors = errors_of(from_toml_str(
+            r#"cors_allowed_origins = ["https://ok.example", "shop.example", "https://shop.example/", "https://x.example:99999", "ftp://x.example", "https://x.example:+80"]"#,
+        ));
+        assert_eq!(keys(&errors), [(INLINE_SOURCE, "cors_allowed_origins")]);
+        let text = errors.to_string();
+        for bad in [
+            "[1] \"shop.example\"",
+            "[2] \"https://shop.example/\": an origin is scheme://host[:port], without a path",
+            "[3]",
+            "[4]",
+            "[5]",
+        ] {
+            assert!(text.contains(bad), "{bad} in {text}");
+        }
+        assert!(!text.contains("[0]"), "{text}");
+        let errors = errors_of(from_toml_str(
+            r#"cors_allowed_origins = ["*", "https://a.example"]"#,
+        ));
+        assert!(errors.to_string().contains("list it alone"), "{errors}");
+        let errors = errors_of(from_toml_str(r#"cors_allowed_origins = "*""#));
+        assert!(errors.to_string().contains("expected an array"), "{errors}");
+    }
+
+    #[test]
+    fn the_demo_is_served_only_on_loopback_unless_configured() {
+        assert!(from_toml_str("").expect("valid").demo);
+        assert!(
+            from_toml_str("listen = \"[::1]:9000\"")
+                .expect("valid")
+                .demo
+        );
+        assert!(
+            !from_toml_str("listen = \"0.0.0.0:80\"")
+                .expect("valid")
+                .demo
+        );
+        assert!(
+            from_toml_str("listen = \"0.0.0.0:80\"\ndemo = true")
+                .expect("valid")
+                .demo
+        );
+        assert!(!from_toml_str("demo = false").expect("valid").demo);
+    }
+
+    #[test]
+    fn the_inventory_seed_defaults_to_the_campaign_sets_own() {
+        let campaigns = tempfile::tempdir().expect("temp dir");
+        let toml = format!("campaigns = {:?}", campaigns.path().display().to_string());
+        assert_eq!(from_toml_str(&toml).expect("valid").inventory_seed, None);
+        let seed = campaigns.path().join(INVENTORY_SEED_IN_CAMPAIGNS);
+        std::fs::create_dir_all(seed.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&seed, "[]").expect("write");
+        assert_eq!(
+            from_toml_str(&toml).expect("valid").inventory_seed,
+            Some(seed.clone())
+        );
+        // "" turns the default off; a named file must exist.
+        let off = format!("{toml}\ninventory_seed = \"\"");
+        assert_eq!(from_toml_str(&off).expect("valid").inventory_seed, None);
+        let named = format!("inventory_seed = {:?}", seed.display().to_string());
+        assert_eq!(
+            from_toml_str(&named).expect("valid").inventory_seed,
+            Some(seed)
+        );
+        let errors = errors_of(from_toml_str("inventory_seed = \"/nonexistent/seed.json\""));
+        assert_eq!(keys(&errors), [(INLINE_SOURCE, "inventory_seed")]);
+        assert!(errors.to_string().contains("no such file"), "{errors}");
     }
 }

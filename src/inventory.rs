@@ -16,6 +16,9 @@
 //! not yet covered by a report. Both are idempotent level-sets, so replaying either
 //! over a snapshot is harmless.
 //!
+//! A seed feed (config `inventory_seed`) gives stock to the SKUs and locations never
+//! reported, at start; once reported, a seed never touches them again.
+//!
 //! A SKU never reported counts as in stock everywhere (the retailer does not manage it
 //! here) but is not purchasable. A SKU reported somewhere but not at a location is out
 //! of stock there: the retailer manages it, and reported none.
@@ -23,8 +26,11 @@
 use crate::exposure::storage::{
     Faults, LogError, LogReader, SegmentWriter, delete_segments_before, encode_frame,
 };
+use crate::validation::{Problems, Reader, expect_integer, index};
+use chrono::DateTime;
 use dashmap::DashMap;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -36,6 +42,78 @@ pub const ONLINE: &str = "online";
 const JOURNAL_SEGMENT_BYTES: u64 = 8 << 20;
 /// Updates per journal frame (a frame holds at most 16 MiB).
 const UPDATES_PER_FRAME: usize = 20_000;
+
+/// The most lines one feed request may carry.
+pub const MAX_LINES: usize = 100_000;
+/// The longest SKU or location.
+const MAX_KEY: usize = 128;
+/// How far ahead of this server's clock an `as_of` may be (clock skew).
+const MAX_FUTURE_MS: i64 = 5 * 60 * 1000;
+
+/// Reads a stock feed (the body of `PUT /v1/inventory`, or a seed file), every
+/// problem with its path; a line without `as_of` is stock as of `now_ms`.
+pub fn parse_feed(value: &Value, now_ms: i64) -> Result<Vec<StockUpdate>, Problems> {
+    let mut p = Problems::default();
+    let Value::Array(lines) = value else {
+        p.push("", "expected an array of stock lines");
+        return Err(p);
+    };
+    if lines.is_empty() || lines.len() > MAX_LINES {
+        p.push("", format!("a feed holds 1 to {MAX_LINES} lines"));
+        return Err(p);
+    }
+    let mut out = Vec::with_capacity(lines.len());
+    for (i, line) in lines.iter().enumerate() {
+        let path = index("", i);
+        let Some(mut r) = Reader::object(line, &path, &mut p) else {
+            continue;
+        };
+        let key = |r: &mut Reader, field: &'static str, p: &mut Problems| {
+            let v = r.required_string(field, p)?;
+            if v.is_empty() || v.len() > MAX_KEY {
+                p.push(
+                    r.field_path(field),
+                    format!("must be 1 to {MAX_KEY} characters"),
+                );
+                return None;
+            }
+            Some(v.to_string())
+        };
+        let sku = key(&mut r, "sku", &mut p);
+        let location = key(&mut r, "location", &mut p);
+        let quantity = r
+            .required("quantity", &mut p)
+            .and_then(|v| expect_integer(v, &r.field_path("quantity"), 0..=1_000_000_000, &mut p));
+        let as_of = match r.string("as_of", &mut p) {
+            None => Some(now_ms),
+            Some(s) => match DateTime::parse_from_rfc3339(s) {
+                Ok(t) if t.timestamp_millis() <= now_ms + MAX_FUTURE_MS => {
+                    Some(t.timestamp_millis())
+                }
+                Ok(_) => {
+                    p.push(r.field_path("as_of"), "is in the future");
+                    None
+                }
+                Err(_) => {
+                    p.push(r.field_path("as_of"), "expected an RFC 3339 timestamp");
+                    None
+                }
+            },
+        };
+        r.finish(&mut p);
+        if let (Some(sku), Some(location), Some(quantity), Some(as_of)) =
+            (sku, location, quantity, as_of)
+        {
+            out.push(StockUpdate {
+                sku,
+                location,
+                quantity,
+                as_of,
+            });
+        }
+    }
+    if p.is_empty() { Ok(out) } else { Err(p) }
+}
 
 /// One line of a feed.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -168,6 +246,28 @@ impl Inventory {
         journal.writer.sync()?;
         // Applied under the journal lock, so memory and journal see reports in one order.
         Ok(self.apply_reports(updates))
+    }
+
+    /// Applies the lines of a seed feed whose SKU and location were never reported,
+    /// and skips the others: a seed gives stock a start, it never overrides what the
+    /// retailer reported or undoes what was sold since. Returns how many it applied.
+    pub fn seed(&self, updates: &[StockUpdate]) -> std::io::Result<usize> {
+        let fresh: Vec<StockUpdate> = updates
+            .iter()
+            .filter(|u| {
+                let known = self.skus.get(u.sku.as_str()).is_some_and(|locations| {
+                    locations
+                        .get(u.location.as_str())
+                        .is_some_and(|s| s.as_of != i64::MIN)
+                });
+                !known
+            })
+            .cloned()
+            .collect();
+        if fresh.is_empty() {
+            return Ok(0);
+        }
+        self.report(&fresh)
     }
 
     fn apply_reports(&self, updates: &[StockUpdate]) -> usize {

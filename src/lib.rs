@@ -9,7 +9,8 @@
 //! - [`campaign`]: the campaign document, its validation, the campaigns folder.
 //! - [`catalog`]: uploads and deletes: validated, authorised, persisted, logged, published.
 //! - [`access`]: API keys, roles and advertisers.
-//! - [`inventory`]: live stock per SKU and location, for product offers and purchases.
+//! - [`inventory`]: live stock per SKU and location (feeds, the start-up seed), for
+//!   product offers and purchases.
 //! - [`index`]: compiled campaigns and their compact records, inverted targeting
 //!   indexes, the published snapshot and its incremental publisher.
 //! - [`decision`]: request validation, selection (eligibility, ranking, slots), replays,
@@ -30,7 +31,8 @@
 //! - [`consent`]: consent recorded per person, applied to their later decisions.
 //! - [`compat`]: drop-in compatibility with other ad servers' clients (Kevel's
 //!   Decision API and UserDB).
-//! - [`http`]: the server, routing, codecs (JSON, MessagePack) and errors.
+//! - [`http`]: the server, routing, codecs (JSON, MessagePack), errors, CORS for the
+//!   public endpoints, and the checkout SDK and demo page it serves.
 //! - [`app`]: the shared state a running server hands to every request.
 //! - [`metrics`], [`shutdown`], [`clock`], [`ids`], [`money`], [`secrets`],
 //!   [`journal`], [`validation`]: the small pieces everything else stands on.

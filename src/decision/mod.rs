@@ -43,6 +43,9 @@ pub struct ServedOffer {
     pub token: String,
     /// A product with reported stock here: the offer gets a purchase URL.
     pub purchasable: bool,
+    /// For such a product, the units left here when the offer was chosen (a page may
+    /// say "only 3 left"); a replay shows the same figure, as it shows the same offer.
+    pub stock: Option<i64>,
 }
 
 /// A decision as made, kept for replays.
@@ -339,16 +342,17 @@ impl Decider {
                     issued_ms: now,
                     reserved: w.reserved,
                 });
-                let purchasable = creative.doc.product.as_ref().is_some_and(|p| {
-                    matches!(
-                        self.inventory.availability(&p.sku, &location),
-                        Availability::InStock(_)
-                    )
+                let stock = creative.doc.product.as_ref().and_then(|p| {
+                    match self.inventory.availability(&p.sku, &location) {
+                        Availability::InStock(n) => Some(n),
+                        _ => None,
+                    }
                 });
                 ServedOffer {
                     winner: w,
                     token,
-                    purchasable,
+                    purchasable: stock.is_some(),
+                    stock,
                 }
             })
             .collect();

@@ -45,6 +45,9 @@ struct Product<'a> {
     price: f64,
     currency: &'a str,
     available: bool,
+    /// Units left at the request's location, for products whose stock is reported.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stock: Option<i64>,
 }
 
 impl<'a> DecisionView<'a> {
@@ -128,6 +131,7 @@ impl DecisionView<'_> {
                     price: p.price.to_major(),
                     currency: self.currency,
                     available: true,
+                    stock: o.stock,
                 };
                 if serde_json::to_writer(&mut *out, &product).is_err() {
                     out.clear();
@@ -226,6 +230,7 @@ impl Serialize for OfferView<'_> {
                     price: p.price.to_major(),
                     currency: self.view.currency,
                     available: true,
+                    stock: self.offer.stock,
                 },
             )?;
         }

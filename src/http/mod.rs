@@ -1,10 +1,12 @@
-//! The HTTP API: server, routing, codecs and errors.
+//! The HTTP API: server, routing, codecs, errors, CORS, and the checkout SDK and demo
+//! page it serves.
 
 mod admin;
 mod auth;
 mod campaigns;
 mod codec;
 mod conversions;
+mod cors;
 mod decisions;
 mod error;
 mod events;
@@ -15,6 +17,7 @@ mod manage;
 mod profiles;
 mod reports;
 mod router;
+pub mod sdk;
 mod server;
 
 pub use error::ApiError;

@@ -1,10 +1,11 @@
 //! Which handler answers which method and path.
 
 use super::codec::{Body, Codec};
+use super::cors::Cors;
 use super::error::ApiError;
 use super::{
     admin, campaigns, conversions, decisions, events, inventory, kevel, log, manage, profiles,
-    reports,
+    reports, sdk,
 };
 use crate::app::App;
 use http::{Method, Request, Response};
@@ -14,8 +15,16 @@ use hyper::body::Incoming;
 pub async fn route(app: &App, req: Request<Incoming>) -> Response<Body> {
     let codec = Codec::of_response(req.headers());
     let route = req.uri().path().to_string();
-    let result = dispatch(app, req).await;
+    let cors = Cors::of(&app.config.cors_allowed_origins, &route, req.headers());
+    let result = match cors.options(req.method(), req.headers()) {
+        Some(answer) => Ok(answer),
+        None => match cors.denied_preflight(req.method()) {
+            Some(e) => Err(e),
+            None => dispatch(app, req).await,
+        },
+    };
     let mut response = result.unwrap_or_else(|e| codec.error(&e));
+    cors.apply(&mut response);
     // Tell well-behaved clients when to come back: soon after a rate limit, a little
     // later when the server is busy or not ready.
     let retry_after = match response.status() {
@@ -62,6 +71,8 @@ fn route_label(path: &str) -> &'static str {
         "/v1/advertisers" => "advertisers",
         "/v1/keys" => "keys",
         "/v1/profiles" => "profiles",
+        "/demo" => "demo",
+        p if p.starts_with("/sdk/") => "sdk",
         "/v1/campaigns" | "/v1/campaigns/batch" => "campaigns",
         "/api/v2" => "kevel_decisions",
         p if p.starts_with("/udb/") => "kevel_userdb",
@@ -97,6 +108,8 @@ async fn dispatch(app: &App, req: Request<Incoming>) -> Result<Response<Body>, A
         ("/healthz", Method::GET | Method::HEAD) => Ok(admin::healthz()),
         ("/readyz", Method::GET | Method::HEAD) => Ok(admin::readyz(app)),
         ("/metrics", Method::GET) => Ok(admin::metrics(app)),
+        ("/demo", Method::GET | Method::HEAD) if app.config.demo => Ok(sdk::demo()),
+        ("/sdk/v1.js", Method::GET | Method::HEAD) => Ok(sdk::v1(req.headers())),
         (
             "/v1/decisions"
             | "/healthz"
@@ -113,7 +126,8 @@ async fn dispatch(app: &App, req: Request<Incoming>) -> Result<Response<Body>, A
             | "/v1/campaigns/batch"
             | "/v1/inventory"
             | "/v1/profiles"
-            | "/api/v2",
+            | "/api/v2"
+            | "/sdk/v1.js",
             _,
         ) => Err(ApiError::method_not_allowed()),
         (p, method) => {

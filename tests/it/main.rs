@@ -15,9 +15,11 @@
 //! - `report`: `GET /v1/campaigns/{id}/report`: in-store revenue from a web offer, who may read it, periods and windows.
 //! - `traffic`: rate limits per address and profile, trusted proxies, bots and too-fast impressions are never charged.
 //! - `kevel`: Kevel's request and response shapes, stable ids and their lookup, UserDB read, forget and consent.
+//! - `checkout`: CORS on public endpoints only, the SDK's caching and SRI (and the README's copy of it), the demo page, the sample stock seed.
 //! - `lifecycle`: configuration errors, start-up refusal, validate, health and metrics, graceful shutdown.
 
 mod bad_input;
+mod checkout;
 mod crash;
 mod decisions;
 mod delivery;

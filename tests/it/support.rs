@@ -105,7 +105,10 @@ impl Builder {
                 if docs.is_empty() {
                     for e in std::fs::read_dir(sample_campaigns()).unwrap() {
                         let path = e.unwrap().path();
-                        std::fs::copy(&path, dir.join(path.file_name().unwrap())).unwrap();
+                        // The campaign documents; not the sample stock beside them.
+                        if path.is_file() {
+                            std::fs::copy(&path, dir.join(path.file_name().unwrap())).unwrap();
+                        }
                     }
                 }
                 for d in docs {

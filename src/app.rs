@@ -466,6 +466,9 @@ impl App {
             .identity_identifiers
             .set(graph.identifiers as i64);
         self.metrics.identity_profiles.set(graph.profiles as i64);
+        self.metrics
+            .replay_bytes
+            .set(self.decider.replay_bytes() as i64);
         let path = self.checkpoint_path();
         let ledger = self.ledger.clone();
         // Serialising millions of keys takes a while; keep it off the async workers.

@@ -62,6 +62,9 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
 pub const DEFAULT_SHUTDOWN_GRACE_MS: u64 = 10_000;
 /// Shoppers revisit their confirmation page for about a day; they should see the same offers.
 pub const DEFAULT_DECISION_REPLAY_SECS: u64 = 86_400;
+/// A kept decision is about a kilobyte (its sealed tokens): 512 MiB holds about half a
+/// million, a day of a mid-size retailer's checkouts, and minutes even at full load.
+pub const DEFAULT_DECISION_REPLAY_MEMORY_MB: u64 = 512;
 /// Big enough that rotation is rare, small enough that retention frees space in useful steps.
 pub const DEFAULT_LOG_SEGMENT_BYTES: u64 = 128 << 20;
 /// Decision records reach disk within this; short enough to lose little on power loss, long enough to group many fsyncs into one.
@@ -158,6 +161,8 @@ pub struct Config {
     pub max_connections: usize,
     pub shutdown_grace_ms: u64,
     pub decision_replay_secs: u64,
+    /// Memory for decisions kept for replays; the oldest are dropped to stay within it.
+    pub decision_replay_memory_mb: u64,
     pub log_segment_bytes: u64,
     pub log_flush_interval_ms: u64,
     pub log_queue_capacity: usize,
@@ -223,6 +228,7 @@ impl Default for Config {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             shutdown_grace_ms: DEFAULT_SHUTDOWN_GRACE_MS,
             decision_replay_secs: DEFAULT_DECISION_REPLAY_SECS,
+            decision_replay_memory_mb: DEFAULT_DECISION_REPLAY_MEMORY_MB,
             log_segment_bytes: DEFAULT_LOG_SEGMENT_BYTES,
             log_flush_interval_ms: DEFAULT_LOG_FLUSH_INTERVAL_MS,
             log_queue_capacity: DEFAULT_LOG_QUEUE_CAPACITY,
@@ -284,6 +290,7 @@ impl fmt::Debug for Config {
             .field("max_connections", &self.max_connections)
             .field("shutdown_grace_ms", &self.shutdown_grace_ms)
             .field("decision_replay_secs", &self.decision_replay_secs)
+            .field("decision_replay_memory_mb", &self.decision_replay_memory_mb)
             .field("log_segment_bytes", &self.log_segment_bytes)
             .field("log_flush_interval_ms", &self.log_flush_interval_ms)
             .field("log_queue_capacity", &self.log_queue_capacity)
@@ -495,7 +502,7 @@ const SETTINGS: &[&str] = &[
     "require_approval", "max_purchase_quantity",
     "max_body_bytes", "max_batch_body_bytes", "max_items", "max_slots",
     "header_read_timeout_ms", "idle_timeout_ms", "max_connections", "shutdown_grace_ms",
-    "decision_replay_secs", "workers", "log_format", "log_level",
+    "decision_replay_secs", "decision_replay_memory_mb", "workers", "log_format", "log_level",
     "log_segment_bytes", "log_flush_interval_ms", "log_queue_capacity", "log_queue_wait_ms", "impression_ttl_secs", "reservation_ttl_secs", "max_profile_identifiers", "rate_limit_per_address", "rate_limit_burst", "rate_limit_per_profile", "min_render_ms", "click_ttl_secs", "dedup_horizon_days", "checkpoint_interval_secs", "log_retention_hours", "log_decisions",
     "default_consent.personalization", "default_consent.measurement", "trusted_proxies",
     "cors_allowed_origins", "demo", "inventory_seed",
@@ -725,6 +732,11 @@ impl<'a> Resolver<'a> {
             decision_replay_secs: self.get(
                 "decision_replay_secs",
                 d.decision_replay_secs,
+                positive,
+            ),
+            decision_replay_memory_mb: self.get(
+                "decision_replay_memory_mb",
+                d.decision_replay_memory_mb,
                 positive,
             ),
             log_segment_bytes: self.get("log_segment_bytes", d.log_segment_bytes, positive),
@@ -1242,6 +1254,7 @@ mod tests {
         assert_eq!(config.max_body_bytes, 1 << 20);
         assert_eq!(config.max_slots, 10);
         assert_eq!(config.decision_replay_secs, 86_400);
+        assert_eq!(config.decision_replay_memory_mb, 512);
         assert_eq!(config.workers, None);
         assert_eq!(config.log_format, LogFormat::Text);
         assert_eq!(config.default_consent, DEFAULT_CONSENT);

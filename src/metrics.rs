@@ -28,6 +28,7 @@ pub struct Metrics {
     /// Identifiers and profiles in the identity graph.
     pub identity_identifiers: IntGauge,
     pub identity_profiles: IntGauge,
+    pub replay_bytes: IntGauge,
     pub log: LogMetrics,
     /// The series every decision touches, resolved once.
     pub hot: HotSeries,
@@ -158,8 +159,13 @@ impl Metrics {
             "identity_profiles",
             "Profiles in the identity graph (updated at checkpoints).",
         ));
+        let replay_bytes = must(IntGauge::new(
+            "decision_replay_bytes",
+            "Memory held by decisions kept for replays, estimated (updated at checkpoints).",
+        ));
         for c in [
             Box::new(offers_skipped.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(replay_bytes.clone()),
             Box::new(identity_links_refused.clone()),
             Box::new(identity_identifiers.clone()),
             Box::new(identity_profiles.clone()),
@@ -191,6 +197,7 @@ impl Metrics {
             identity_links_refused,
             identity_identifiers,
             identity_profiles,
+            replay_bytes,
             log,
         }
     }

@@ -116,9 +116,6 @@ pub struct LiveState {
     pub consent: Arc<ConsentStore>,
 }
 
-/// Replays kept per generation: bounds memory at roughly 2 × this × 1 KiB.
-pub const REPLAY_CAPACITY: usize = 1_000_000;
-
 impl Decider {
     pub fn new(
         snapshot: SharedSnapshot,
@@ -133,7 +130,7 @@ impl Decider {
         Decider {
             replay: ReplayCache::new(
                 config.decision_replay_secs as i64 * 1000,
-                REPLAY_CAPACITY,
+                (config.decision_replay_memory_mb as usize).saturating_mul(1 << 20),
                 now,
             ),
             snapshot,
@@ -151,6 +148,11 @@ impl Decider {
             ),
             config,
         }
+    }
+
+    /// Memory held by the decisions kept for replays.
+    pub fn replay_bytes(&self) -> usize {
+        self.replay.bytes()
     }
 
     pub fn sealer(&self) -> &TokenSealer {

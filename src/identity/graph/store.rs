@@ -146,6 +146,7 @@ pub(super) struct Meta {
 /// Fixed-size chunks with a free list. Slots are never moved, so a [`Ref`] stays valid
 /// until its slot is freed. Freed slots (erasures, absorbed profiles) are reused; an
 /// arena never gives memory back, which suits a graph that only grows on the whole.
+#[derive(Clone)]
 struct Arena<T> {
     chunks: Vec<Vec<T>>,
     free: Vec<u32>,
@@ -291,19 +292,63 @@ impl Shard {
         }
     }
 
-    /// Live profile records, in slot order.
+    /// Live profile records, in slot order (the layout checks of the tests).
+    #[cfg(test)]
     pub(super) fn profiles(&self) -> impl Iterator<Item = (u32, &Meta)> {
-        self.profiles
-            .chunks
-            .iter()
-            .flatten()
-            .enumerate()
-            .filter(|(_, m)| m.born != 0)
-            .map(|(slot, m)| (slot as u32, m))
+        live_profiles(&self.profiles)
     }
 
     pub(super) fn identifier_count(&self) -> usize {
         self.index.len()
+    }
+
+    pub(super) fn profile_count(&self) -> usize {
+        self.live_profiles
+    }
+
+    /// A copy of the shard's identifiers and profiles, without its hash table, for a
+    /// checkpoint: copying whole arena chunks is several times faster than encoding
+    /// them, so the graph is locked only for the copy and encoded after.
+    pub(super) fn freeze(&self) -> Frozen {
+        Frozen {
+            entries: self.entries.clone(),
+            profiles: self.profiles.clone(),
+            identifiers: self.index.len(),
+            live_profiles: self.live_profiles,
+        }
+    }
+}
+
+/// Live profile records, in slot order.
+fn live_profiles(profiles: &Arena<Meta>) -> impl Iterator<Item = (u32, &Meta)> {
+    profiles
+        .chunks
+        .iter()
+        .flatten()
+        .enumerate()
+        .filter(|(_, m)| m.born != 0)
+        .map(|(slot, m)| (slot as u32, m))
+}
+
+/// One shard as it was when [`Shard::freeze`] copied it.
+pub(super) struct Frozen {
+    entries: Arena<Entry>,
+    profiles: Arena<Meta>,
+    identifiers: usize,
+    live_profiles: usize,
+}
+
+impl Frozen {
+    pub(super) fn entry(&self, slot: u32) -> Option<&Entry> {
+        self.entries.get(slot)
+    }
+
+    pub(super) fn profiles(&self) -> impl Iterator<Item = (u32, &Meta)> {
+        live_profiles(&self.profiles)
+    }
+
+    pub(super) fn identifier_count(&self) -> usize {
+        self.identifiers
     }
 
     pub(super) fn profile_count(&self) -> usize {

@@ -149,10 +149,12 @@ impl Ledger {
         inventory: Arc<Inventory>,
         delivery: Arc<Delivery>,
     ) -> Ledger {
+        // The deduplication maps hold millions of keys and a checkpoint copies them
+        // shard by shard under each shard's lock: many shards keep each wait short.
         Ledger {
             spend: DashMap::new(),
-            events: DashMap::new(),
-            conversions: DashMap::new(),
+            events: DashMap::with_shard_amount(crate::delivery::profiles::PROFILE_SHARDS),
+            conversions: DashMap::with_shard_amount(crate::delivery::profiles::PROFILE_SHARDS),
             hasher,
             campaigns: DashMap::new(),
             inventory,

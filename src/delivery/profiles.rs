@@ -143,9 +143,21 @@ pub fn campaign_hash(id: &str) -> u64 {
     xxh3_64(id.as_bytes())
 }
 
-#[derive(Default)]
 pub struct Profiles {
     map: DashMap<u128, Memory>,
+}
+
+/// Shards of the per-profile map. A checkpoint copies it one shard at a time under
+/// that shard's read lock, and a decision serving a profile in that shard waits: with
+/// millions of profiles, the default (four per core) would make that wait milliseconds.
+pub const PROFILE_SHARDS: usize = 256;
+
+impl Default for Profiles {
+    fn default() -> Profiles {
+        Profiles {
+            map: DashMap::with_shard_amount(PROFILE_SHARDS),
+        }
+    }
 }
 
 impl Profiles {

@@ -3,7 +3,6 @@
 
 use crate::app::App;
 use crate::campaign::BidModel;
-use crate::delivery::CampaignLive;
 use crate::exposure::record::H128;
 use crate::exposure::{Kind, LogUnavailable, Record};
 use crate::ledger::Event;
@@ -150,7 +149,7 @@ pub async fn impression(
     if t.model == BidModel::Cpm {
         app.delivery.budgets.settle(&live, t.issued_ms, t.reserved);
     }
-    CampaignLive::count(&live.impressions[t.channel as usize]);
+    live.count_impression(t.channel);
     app.metrics.events.with_label_values(&["impression"]).inc();
     Ok(Counted::Yes)
 }
@@ -214,10 +213,10 @@ pub async fn click(
         app.delivery.budgets.settle(&live, t.issued_ms, t.reserved);
     }
     if impression_recorded {
-        CampaignLive::count(&live.impressions[t.channel as usize]);
+        live.count_impression(t.channel);
         app.metrics.events.with_label_values(&["impression"]).inc();
     }
-    CampaignLive::count(&live.clicks[t.channel as usize]);
+    live.count_click(t.channel);
     app.metrics.events.with_label_values(&["click"]).inc();
     Ok((t, Counted::Yes))
 }

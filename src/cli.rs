@@ -69,7 +69,7 @@ pub enum Command {
         /// Read a fleet's log from NATS JetStream at this URL instead of the data folder:
         /// every node's records in stream order, each with its `node` and stream `seq`
         /// (builds with the `nats` feature).
-        #[arg(long, value_name = "URL")]
+        #[arg(long, value_name = "URL", conflicts_with_all = ["data", "from"])]
         nats: Option<String>,
         /// The JetStream stream (with --nats).
         #[arg(long, default_value = crate::cluster::DEFAULT_NATS_STREAM, requires = "nats")]
@@ -103,7 +103,7 @@ pub enum Command {
         out: Option<PathBuf>,
         /// Measure a fleet's log from NATS JetStream at this URL instead of the data
         /// folder (builds with the `nats` feature).
-        #[arg(long, value_name = "URL")]
+        #[arg(long, value_name = "URL", conflicts_with = "data")]
         nats: Option<String>,
         /// The JetStream stream (with --nats).
         #[arg(long, default_value = crate::cluster::DEFAULT_NATS_STREAM, requires = "nats")]

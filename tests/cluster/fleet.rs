@@ -89,6 +89,28 @@ impl Nats {
         }
     }
 
+    /// Bytes of the server's JetStream message blocks (for sizing figures).
+    pub fn stored_bytes(&self) -> u64 {
+        fn walk(dir: &Path) -> u64 {
+            std::fs::read_dir(dir).map_or(0, |entries| {
+                entries
+                    .flatten()
+                    .map(|e| {
+                        let path = e.path();
+                        if path.is_dir() {
+                            walk(&path)
+                        } else if path.extension().is_some_and(|x| x == "blk") {
+                            e.metadata().map_or(0, |m| m.len())
+                        } else {
+                            0
+                        }
+                    })
+                    .sum()
+            })
+        }
+        walk(self.store.path())
+    }
+
     /// Kills the server (SIGKILL: an outage, not a goodbye) and waits for it to exit.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {

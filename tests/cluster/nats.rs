@@ -371,6 +371,24 @@ async fn a_nats_outage_stops_no_decision_and_every_record_reaches_the_stream_in_
             streamed.iter().zip(&local).position(|(s, l)| s != l)
         );
     }
+    let local_bytes: u64 = [&a, &b]
+        .iter()
+        .map(|n| {
+            std::fs::read_dir(n.data.path().join("log"))
+                .unwrap()
+                .flatten()
+                .filter(|e| e.path().extension().is_some_and(|x| x == "seg"))
+                .map(|e| e.metadata().unwrap().len())
+                .sum::<u64>()
+        })
+        .sum();
+    println!(
+        "stream: {} bytes of message blocks for {} records ({} per record); local logs: {} bytes",
+        nats.stored_bytes(),
+        stream.len(),
+        nats.stored_bytes() / stream.len().max(1) as u64,
+        local_bytes
+    );
     println!(
         "{during} decisions served during a {outage_lasted:?} NATS outage ({statuses:?} in all); \
          {lag_at_restart} bytes behind when NATS came back, drained {drain:?} after the restart (+0.5 s of traffic); \
@@ -408,4 +426,63 @@ async fn a_token_minted_on_a_is_counted_on_b() {
     assert_eq!(impressions.len(), 1, "{impressions:?}");
     assert_eq!(impressions[0]["campaign_id"], campaign.as_str());
     assert_eq!(impressions[0]["decision_id"], body["decision_id"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_report_reads_every_nodes_records_from_the_stream() {
+    let nats = Nats::start();
+    let a = Node::start("a", &nats);
+    let b = Node::start("b", &nats);
+    connected(&[&a, &b]).await;
+    // A decision on A whose offer is seen and clicked on B.
+    let (status, body) = a.decide(&request("T-report")).await;
+    assert_eq!(status, 200, "{body}");
+    let offer = &body["offers"][0];
+    let campaign = offer["campaign_id"].as_str().unwrap();
+    for event in ["impression", "click"] {
+        let url = offer["tracking"][event]
+            .as_str()
+            .unwrap()
+            .replace(&a.base, &b.base);
+        let r = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap()
+            .get(&url)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            r.status().is_success() || r.status().is_redirection(),
+            "{event}: {}",
+            r.status()
+        );
+    }
+    drained(&[&a, &b], Duration::from_secs(10)).await;
+
+    let out = std::process::Command::new(bin())
+        .args([
+            "report",
+            "--format",
+            "json",
+            "--campaign",
+            campaign,
+            "--nats",
+            &nats.url,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let row = &report["campaigns"][0];
+    assert_eq!(row["campaign_id"], campaign, "{report}");
+    assert_eq!(
+        (&row["decisions"], &row["impressions"], &row["clicks"]),
+        (&json!(1), &json!(1), &json!(1)),
+        "the decision on A and the events on B in one row: {row}"
+    );
 }

@@ -342,6 +342,12 @@ impl ExposureLog {
         self.synced.clone()
     }
 
+    /// How far the attached copy acknowledged the log (`None` without one): retention
+    /// keeps every segment the copy still needs.
+    pub fn replicated(&self) -> Option<u64> {
+        self.replica.get().map(|r| *r.acknowledged.borrow())
+    }
+
     /// Attaches the copy durable appends wait for; only the first attach counts.
     pub fn attach_replica(&self, replica: Replica) -> bool {
         self.replica.set(replica).is_ok()

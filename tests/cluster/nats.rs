@@ -323,6 +323,7 @@ async fn a_nats_outage_stops_no_decision_and_every_record_reaches_the_stream_in_
     outage.store(false, Ordering::SeqCst);
     let lag_at_restart = a.metric("nats_forward_lag_bytes").await.unwrap_or(0.0)
         + b.metric("nats_forward_lag_bytes").await.unwrap_or(0.0);
+    let lag_seconds = a.metric("nats_forward_lag_seconds").await.unwrap_or(0.0);
     nats.restart();
     let outage_lasted = down.elapsed();
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -340,6 +341,10 @@ async fn a_nats_outage_stops_no_decision_and_every_record_reaches_the_stream_in_
         "decisions kept flowing during the outage: {during}"
     );
     assert!(lag_at_restart > 0.0, "the outage left records to forward");
+    assert!(
+        (8.0..=12.0).contains(&lag_seconds),
+        "the oldest record waiting was written when NATS went down: {lag_seconds} s"
+    );
 
     let drain = drained(&[&a, &b], Duration::from_secs(30)).await;
     let stream = stream_log(&nats);
@@ -389,6 +394,25 @@ async fn a_nats_outage_stops_no_decision_and_every_record_reaches_the_stream_in_
         nats.stored_bytes() / stream.len().max(1) as u64,
         local_bytes
     );
+    // Campaign changes flow again: the follower is back too.
+    let started = Instant::now();
+    let (status, body) = a
+        .call(
+            "PUT",
+            "/v1/campaigns/after-outage",
+            Some(&winner("after-outage")),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let mut n = 0;
+    while first_offer(&b, &format!("b-after-{n}")).await.as_deref() != Some("after-outage") {
+        n += 1;
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "a change made after the outage did not reach B"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     println!(
         "{during} decisions served during a {outage_lasted:?} NATS outage ({statuses:?} in all); \
          {lag_at_restart} bytes behind when NATS came back, drained {drain:?} after the restart (+0.5 s of traffic); \

@@ -36,7 +36,7 @@ use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::watch;
 
 /// The persisted cursor, in the node's `cluster/` state folder.
@@ -95,6 +95,7 @@ fn failed<E: std::fmt::Display>(what: &'static str) -> impl FnOnce(E) -> Failure
 #[derive(Deserialize)]
 struct Head {
     kind: Kind,
+    ts: i64,
     #[serde(default)]
     origin: Option<String>,
 }
@@ -103,6 +104,8 @@ struct Head {
 struct Batch {
     records: Vec<(u64, Kind, Bytes)>,
     end: u64,
+    /// When the first record read was written.
+    first_ts: Option<i64>,
 }
 
 pub struct Forwarder {
@@ -116,8 +119,8 @@ pub struct Forwarder {
     metrics: NatsMetrics,
     /// The next offset to publish from.
     cursor: u64,
-    /// Since when the cursor has been behind the durable end of the log.
-    behind_since: Option<Instant>,
+    /// When the record at the cursor was written (ms), once known: the lag in seconds.
+    pending_ts: Option<i64>,
 }
 
 impl Forwarder {
@@ -151,7 +154,7 @@ impl Forwarder {
             }),
             metrics,
             cursor,
-            behind_since: None,
+            pending_ts: None,
         })
     }
 
@@ -181,6 +184,7 @@ impl Forwarder {
             tokio::pin!(pause);
             // Keep the lag figures moving during an outage.
             loop {
+                self.learn_pending_ts().await;
                 self.update_lag();
                 tokio::select! {
                     () = &mut pause => break,
@@ -190,17 +194,38 @@ impl Forwarder {
         }
     }
 
+    /// Updates the lag figures: bytes behind the durable end of the log, and the age of
+    /// the oldest record not yet acknowledged (kept while unknown).
     fn update_lag(&mut self) {
         let synced = *self.synced.borrow();
         let behind = synced.saturating_sub(self.cursor);
         self.metrics.lag_bytes.set(behind as i64);
         if behind == 0 {
-            self.behind_since = None;
-        } else {
-            self.behind_since.get_or_insert_with(Instant::now);
+            self.pending_ts = None;
+            self.metrics.lag_seconds.set(0);
+        } else if let Some(ts) = self.pending_ts {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64);
+            self.metrics.lag_seconds.set((now - ts).max(0) / 1000);
         }
-        let seconds = self.behind_since.map_or(0, |t| t.elapsed().as_secs());
-        self.metrics.lag_seconds.set(seconds as i64);
+    }
+
+    /// During an outage: learns when the oldest record not yet forwarded was written.
+    async fn learn_pending_ts(&mut self) {
+        if self.pending_ts.is_some() || *self.synced.borrow() <= self.cursor {
+            return;
+        }
+        let dir = self.log_dir.clone();
+        let cursor = self.cursor;
+        let head = tokio::task::spawn_blocking(move || -> Option<i64> {
+            let mut reader = LogReader::open(&dir).ok()?;
+            reader.seek(cursor).ok()?;
+            let (_, payload) = reader.next().ok()??;
+            rmp_serde::from_slice::<Head>(&payload).ok().map(|h| h.ts)
+        })
+        .await;
+        self.pending_ts = head.ok().flatten();
     }
 
     /// One connection's worth of forwarding; returns only on a failure.
@@ -255,6 +280,10 @@ impl Forwarder {
                 tracing::error!(error = %e, "cannot read the exposure log to forward it");
                 failed("log")(e)
             })?;
+            if self.pending_ts.is_none() {
+                self.pending_ts = batch.first_ts;
+            }
+            self.update_lag();
             self.publish(&js, batch.records).await?;
             self.advance(batch.end).await;
         }
@@ -292,6 +321,7 @@ impl Forwarder {
     /// follows.
     async fn advance(&mut self, end: u64) {
         self.cursor = end;
+        self.pending_ts = None;
         self.shared.acknowledged.send_replace(end);
         let path = self.cursor_path.clone();
         let written = tokio::task::spawn_blocking(move || {
@@ -403,6 +433,7 @@ fn read_batch(reader: &mut LogReader, synced: u64) -> Result<Batch, LogError> {
     let mut records = Vec::new();
     let mut bytes = 0;
     let mut end = reader.position();
+    let mut first_ts = None;
     while records.len() < MAX_BATCH_RECORDS && bytes < MAX_BATCH_BYTES {
         let mut payload = Vec::new();
         let Some(offset) = reader.next_into(&mut payload)? else {
@@ -419,11 +450,16 @@ fn read_batch(reader: &mut LogReader, synced: u64) -> Result<Batch, LogError> {
             path: PathBuf::new(),
             reason: format!("not a record: {e}"),
         })?;
+        first_ts = first_ts.or(Some(head.ts));
         if head.origin.is_some() {
             continue;
         }
         bytes += payload.len();
         records.push((offset, head.kind, Bytes::from(payload)));
     }
-    Ok(Batch { records, end })
+    Ok(Batch {
+        records,
+        end,
+        first_ts,
+    })
 }

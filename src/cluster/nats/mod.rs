@@ -113,7 +113,8 @@ pub struct NatsMetrics {
     pub connected: IntGauge,
     /// Bytes of local log not yet acknowledged by JetStream.
     pub lag_bytes: IntGauge,
-    /// Age of the oldest record not yet acknowledged, in seconds (0 when caught up).
+    /// Age of the oldest record not yet acknowledged by JetStream, in seconds (0 when
+    /// caught up).
     pub lag_seconds: IntGauge,
     /// Durable appends answered on the local fsync alone.
     pub local_only: IntCounter,

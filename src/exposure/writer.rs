@@ -348,6 +348,18 @@ impl ExposureLog {
         self.replica.get().map(|r| *r.acknowledged.borrow())
     }
 
+    /// Whether the attached copy is reachable and how many bytes of durable log it has
+    /// not acknowledged yet (`None` without one).
+    pub fn replica_status(&self) -> Option<(bool, u64)> {
+        self.replica.get().map(|r| {
+            let behind = self
+                .synced
+                .borrow()
+                .saturating_sub(*r.acknowledged.borrow());
+            (r.reachable.load(Ordering::Relaxed), behind)
+        })
+    }
+
     /// Attaches the copy durable appends wait for; only the first attach counts.
     pub fn attach_replica(&self, replica: Replica) -> bool {
         self.replica.set(replica).is_ok()

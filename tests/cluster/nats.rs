@@ -320,6 +320,14 @@ async fn a_nats_outage_stops_no_decision_and_every_record_reaches_the_stream_in_
     outage.store(true, Ordering::SeqCst);
     let down = Instant::now();
     tokio::time::sleep(Duration::from_secs(10)).await;
+    // Still ready (it serves correctly), and saying where its records are.
+    let readyz = a.client.get(a.url("/readyz")).send().await.unwrap();
+    assert_eq!(readyz.status(), 200);
+    let readyz = readyz.text().await.unwrap();
+    assert!(
+        readyz.contains("stream: unreachable") && readyz.contains("bytes waiting in the local log"),
+        "{readyz}"
+    );
     outage.store(false, Ordering::SeqCst);
     let lag_at_restart = a.metric("nats_forward_lag_bytes").await.unwrap_or(0.0)
         + b.metric("nats_forward_lag_bytes").await.unwrap_or(0.0);

@@ -20,8 +20,8 @@
 //! restart does not re-read the log from its start; the stream lookup is what decides.
 
 use super::{
-    HEADER_NODE, HEADER_OFFSET, NatsMetrics, backoff, connect, context, ensure_stream, message_id,
-    subject,
+    HEADER_NODE, HEADER_OFFSET, NatsMetrics, backoff, connect_watching, context, ensure_stream,
+    message_id, subject,
 };
 use crate::app::App;
 use crate::cluster::NatsConfig;
@@ -35,7 +35,7 @@ use prometheus::IntCounter;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::watch;
 
@@ -53,6 +53,8 @@ pub struct Shared {
     /// Every record before this offset is in the stream (or needs not be).
     acknowledged: watch::Sender<u64>,
     reachable: Arc<AtomicBool>,
+    /// Counts sessions, so that a dead session's client cannot mark a newer one lost.
+    session: Arc<AtomicU64>,
 }
 
 impl Shared {
@@ -151,6 +153,7 @@ impl Forwarder {
             shared: Arc::new(Shared {
                 acknowledged,
                 reachable: Arc::new(AtomicBool::new(false)),
+                session: Arc::new(AtomicU64::new(0)),
             }),
             metrics,
             cursor,
@@ -238,7 +241,18 @@ impl Forwarder {
 
     async fn forward(&mut self, failures: &mut u32) -> Result<std::convert::Infallible, Failure> {
         let name = format!("aftercart {} forwarder", self.node);
-        let client = connect(&self.url, &name).await.map_err(failed("connect"))?;
+        let session = self.shared.session.fetch_add(1, Ordering::SeqCst) + 1;
+        let (current, reachable) = (self.shared.session.clone(), self.shared.reachable.clone());
+        let lost = move |what: String| {
+            // Nobody waits for JetStream from now on; the session ends on its next request.
+            if current.load(Ordering::SeqCst) == session && reachable.swap(false, Ordering::SeqCst)
+            {
+                tracing::warn!(event = %what, "lost the connection to NATS");
+            }
+        };
+        let client = connect_watching(&self.url, &name, lost)
+            .await
+            .map_err(failed("connect"))?;
         let js = context(client.clone());
         let stream = ensure_stream(&js, &self.stream)
             .await

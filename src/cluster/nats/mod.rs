@@ -67,7 +67,29 @@ pub fn message_id(node: &str, offset: u64) -> String {
 /// follower each start a fresh session after a failure, so nothing queued on a dead
 /// connection can be sent out of order on a new one.
 pub async fn connect(url: &str, name: &str) -> Result<async_nats::Client, async_nats::Error> {
+    connect_watching(url, name, |_| {}).await
+}
+
+/// [`connect`], calling `lost` with what happened as soon as the connection is lost (before
+/// any request on it times out), so the forwarder stops making anyone wait for it at once.
+pub async fn connect_watching(
+    url: &str,
+    name: &str,
+    lost: impl Fn(String) + Send + Sync + 'static,
+) -> Result<async_nats::Client, async_nats::Error> {
+    let lost = Arc::new(lost);
     let client = async_nats::ConnectOptions::new()
+        .event_callback(move |event| {
+            if matches!(
+                event,
+                async_nats::Event::Disconnected
+                    | async_nats::Event::Closed
+                    | async_nats::Event::LameDuckMode
+            ) {
+                lost(event.to_string());
+            }
+            async {}
+        })
         .name(name)
         .connection_timeout(REQUEST_TIMEOUT)
         .request_timeout(Some(REQUEST_TIMEOUT))
@@ -239,6 +261,13 @@ pub struct Link {
 pub fn start(app: &Arc<App>, config: &NatsConfig) -> Result<Link, NatsStartError> {
     let data = app.config.data.clone();
     let node = node_id(config, &data)?;
+    if app.config.token_secret.is_none() || app.config.identity_secret.is_none() {
+        // Each node then has keys of its own: tokens minted elsewhere do not count here,
+        // and identifiers hash differently on every node.
+        tracing::warn!(
+            "token_secret and identity_secret are not both configured: a fleet's nodes must share them (see docs/scale-out.md)"
+        );
+    }
     let metrics = NatsMetrics::register(app)?;
     let state = data.join("cluster");
     std::fs::create_dir_all(&state).map_err(|source| NatsStartError::State {

@@ -124,6 +124,16 @@ impl Follower {
             Ok(s) => s,
             Err(e) => return e.to_string(),
         };
+        let last = stream.cached_info().state.last_sequence;
+        if self.state.seq > last {
+            // The stream was deleted and created again: its sequences start over.
+            tracing::warn!(
+                seq = self.state.seq,
+                last,
+                "the stream is behind where this node got to; following it from its start"
+            );
+            self.state.seq = 0;
+        }
         let deliver_policy = match self.state.seq {
             0 => DeliverPolicy::All,
             seq => DeliverPolicy::ByStartSequence {

@@ -294,6 +294,12 @@ impl Forwarder {
                 tracing::error!(error = %e, "cannot read the exposure log to forward it");
                 failed("log")(e)
             })?;
+            if batch.end == self.cursor {
+                // Durable but not yet visible to the reader (it cannot be for long): wait a
+                // moment rather than spin.
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                continue;
+            }
             if self.pending_ts.is_none() {
                 self.pending_ts = batch.first_ts;
             }

@@ -94,7 +94,16 @@ async fn a_campaign_uploaded_on_a_serves_on_c_within_a_second() {
         live_on_c < Duration::from_secs(1),
         "live on C after {live_on_c:?}"
     );
-    assert_eq!(first_offer(&b, "b-1").await.as_deref(), Some("fleet-flash"));
+    // B too, within the same second.
+    let mut n = 0;
+    while first_offer(&b, &format!("b-{n}")).await.as_deref() != Some("fleet-flash") {
+        n += 1;
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "the upload on A did not serve on B within a second"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     // C logged the change as coming from A, with A's key, and did not send it back out.
     let copies: Vec<Value> = of_kind(&c.local_log(), "campaign")
         .into_iter()

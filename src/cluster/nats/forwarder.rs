@@ -6,13 +6,14 @@
 //! (and so its message id) reused by a different record.
 //!
 //! A *session* is one connection: on start it asks the stream for the last record it holds
-//! from this node (one lookup per kind subject) and resumes right after it, then publishes
+//! from this node (one lookup per kind subject) and resumes right after it (see
+//! `resume_after_stream` for when it does not trust that), then publishes
 //! batches of up to [`MAX_BATCH_RECORDS`] records with every acknowledgement in flight at
 //! once, and moves its cursor past a batch once JetStream acknowledged all of it. Records
 //! applied here from other nodes (they carry an `origin`) are skipped: their own node
 //! publishes them. Any failure ends the session (its client does not reconnect behind our
-//! back, so nothing queued on a dead connection goes out later, out of order), and the
-//! next session resumes after what the stream holds. The message id
+//! back for long: one immediate attempt at most, so nothing queued on a dead connection
+//! goes out much later), and the next session resumes after what the stream holds. The message id
 //! (`Nats-Msg-Id: <node>-<offset>`) makes a republish within the duplicate window harmless
 //! besides.
 //!
@@ -123,6 +124,8 @@ pub struct Forwarder {
     cursor: u64,
     /// When the record at the cursor was written (ms), once known: the lag in seconds.
     pending_ts: Option<i64>,
+    /// Connections the current session's client made (see [`Forwarder::forward`]).
+    connections: Arc<AtomicU64>,
 }
 
 impl Forwarder {
@@ -158,6 +161,7 @@ impl Forwarder {
             metrics,
             cursor,
             pending_ts: None,
+            connections: Arc::new(AtomicU64::new(0)),
         })
     }
 
@@ -243,21 +247,35 @@ impl Forwarder {
         let name = format!("aftercart {} forwarder", self.node);
         let session = self.shared.session.fetch_add(1, Ordering::SeqCst) + 1;
         let (current, reachable) = (self.shared.session.clone(), self.shared.reachable.clone());
-        let lost = move |what: String| {
-            // Nobody waits for JetStream from now on; the session ends on its next request.
-            if current.load(Ordering::SeqCst) == session && reachable.swap(false, Ordering::SeqCst)
-            {
-                tracing::warn!(event = %what, "lost the connection to NATS");
+        // The previous session's connections: more than one means its client reconnected
+        // by itself, and may have sent records queued before the drop after later ones.
+        let previous = std::mem::replace(&mut self.connections, Arc::new(AtomicU64::new(0)));
+        let trust_stream = previous.load(Ordering::SeqCst) <= 1;
+        let connections = self.connections.clone();
+        let on_event = move |event: &async_nats::Event| match event {
+            async_nats::Event::Connected => {
+                connections.fetch_add(1, Ordering::SeqCst);
             }
+            // Nobody waits for JetStream from now on; the session ends on its next request.
+            // An old session's client cannot mark a newer one lost.
+            async_nats::Event::Disconnected
+            | async_nats::Event::Closed
+            | async_nats::Event::LameDuckMode
+                if current.load(Ordering::SeqCst) == session
+                    && reachable.swap(false, Ordering::SeqCst) =>
+            {
+                tracing::warn!(event = %event, "lost the connection to NATS");
+            }
+            _ => {}
         };
-        let client = connect_watching(&self.url, &name, lost)
+        let client = connect_watching(&self.url, &name, on_event)
             .await
             .map_err(failed("connect"))?;
         let js = context(client.clone());
         let stream = ensure_stream(&js, &self.stream)
             .await
             .map_err(failed("connect"))?;
-        self.resume_after_stream(&stream).await?;
+        self.resume_after_stream(&stream, trust_stream).await?;
         self.shared.reachable.store(true, Ordering::SeqCst);
         self.metrics.connected.set(1);
         if *failures > 0 {
@@ -356,12 +374,26 @@ impl Forwarder {
 
     /// Asks the stream for the last record it holds from this node and moves the cursor
     /// right after it, if that is further than the cursor.
+    ///
+    /// Only when `trust` it: the stream then holds a prefix of what this node sent (one
+    /// connection delivers in order, and a lost connection loses a suffix). After a
+    /// session whose client reconnected by itself, the stream may hold later records
+    /// without an earlier one, so the forwarder resumes from its own cursor instead and
+    /// the message ids drop what the stream already has (that session ended moments ago,
+    /// well within the duplicate window).
     async fn resume_after_stream(
         &mut self,
         stream: &jetstream::stream::Stream,
+        trust: bool,
     ) -> Result<(), Failure> {
         let mut last: Option<u64> = None;
-        for kind in Kind::ALL {
+        if !trust {
+            tracing::info!(
+                from = self.cursor,
+                "the last connection reconnected by itself: resuming from the acknowledged cursor"
+            );
+        }
+        for kind in Kind::ALL.into_iter().filter(|_| trust) {
             match stream
                 .get_last_raw_message_by_subject(&subject(&self.node, kind))
                 .await

@@ -63,31 +63,24 @@ pub fn message_id(node: &str, offset: u64) -> String {
     format!("{node}-{offset}")
 }
 
-/// Connects to NATS. The client does not reconnect by itself: the forwarder and the
-/// follower each start a fresh session after a failure, so nothing queued on a dead
-/// connection can be sent out of order on a new one.
+/// Connects to NATS. The client tries to reconnect once, at most, and then gives up: the
+/// forwarder and the follower each start a fresh session after a failure, so messages
+/// queued on a dead connection are not sent out much later.
 pub async fn connect(url: &str, name: &str) -> Result<async_nats::Client, async_nats::Error> {
     connect_watching(url, name, |_| {}).await
 }
 
-/// [`connect`], calling `lost` with what happened as soon as the connection is lost (before
-/// any request on it times out), so the forwarder stops making anyone wait for it at once.
+/// [`connect`], calling `on_event` with every connection event (connected, disconnected,
+/// closed, …) as it happens, before any request on a dead connection times out.
 pub async fn connect_watching(
     url: &str,
     name: &str,
-    lost: impl Fn(String) + Send + Sync + 'static,
+    on_event: impl Fn(&async_nats::Event) + Send + Sync + 'static,
 ) -> Result<async_nats::Client, async_nats::Error> {
-    let lost = Arc::new(lost);
+    let on_event = Arc::new(on_event);
     let client = async_nats::ConnectOptions::new()
         .event_callback(move |event| {
-            if matches!(
-                event,
-                async_nats::Event::Disconnected
-                    | async_nats::Event::Closed
-                    | async_nats::Event::LameDuckMode
-            ) {
-                lost(event.to_string());
-            }
+            on_event(&event);
             async {}
         })
         .name(name)

@@ -490,7 +490,9 @@ impl App {
             let dir = self.log_dir();
             let keep_after =
                 std::time::SystemTime::now() - std::time::Duration::from_secs(hours * 3600);
-            let deleted = tokio::task::spawn_blocking(move || retain(&dir, keep_after, offset))
+            // On a fleet, nor a segment whose records are not yet copied to the stream.
+            let needed = offset.min(self.log.replicated().unwrap_or(u64::MAX));
+            let deleted = tokio::task::spawn_blocking(move || retain(&dir, keep_after, needed))
                 .await
                 .map_err(|e| e.to_string())?
                 .map_err(|e| e.to_string())?;

@@ -15,6 +15,10 @@
 //! serialised by one async mutex (the write path is cold; decisions never take it),
 //! which keeps versions, files and log records in one order.
 //!
+//! On a fleet (see [`crate::cluster`]), a change made on another node arrives through
+//! [`upsert_locked`] and [`delete_locked`] with its `origin`: the same path, logged with
+//! the node it came from, so it is never sent back out.
+//!
 //! The folder can also change behind the server's back (an operator edits a file and
 //! sends `SIGHUP`, or the server starts on a folder edited while it was down):
 //! [`reconcile`] logs every campaign whose document differs from its last logged
@@ -195,6 +199,18 @@ pub async fn upsert(
     url_id: Option<&str>,
 ) -> Result<Vec<Applied>, CatalogError> {
     let _writer = app.catalog_lock.lock().await;
+    upsert_locked(app, who, documents, url_id, None).await
+}
+
+/// [`upsert`] for a caller that holds the catalog lock; `origin` names the node of a
+/// fleet the change was made on when it was made elsewhere.
+pub async fn upsert_locked(
+    app: &App,
+    who: &Principal,
+    documents: Vec<(String, Value)>,
+    url_id: Option<&str>,
+    origin: Option<&str>,
+) -> Result<Vec<Applied>, CatalogError> {
     let uploads = check(app, who, documents, url_id)?;
     let now = app.clock.now_ms();
     let mut applied = Vec::with_capacity(uploads.len());
@@ -220,14 +236,16 @@ pub async fn upsert(
         }
         let pretty = serde_json::to_vec_pretty(c).unwrap_or_default();
         files.push((c.id.clone(), pretty));
-        records.push(campaign_record(
+        let mut record = campaign_record(
             now,
             c,
             "upsert",
             version,
             &who.key_id,
             Some(document_text(c)),
-        ));
+        );
+        record.origin = origin.map(str::to_string);
+        records.push(record);
     }
     if records.is_empty() {
         return Ok(applied);
@@ -266,6 +284,17 @@ pub async fn upsert(
 /// Deletes a campaign: it stops serving at once, its file moves to `.deleted/`.
 pub async fn delete(app: &App, who: &Principal, id: &str) -> Result<u64, CatalogError> {
     let _writer = app.catalog_lock.lock().await;
+    delete_locked(app, who, id, None).await
+}
+
+/// [`delete`] for a caller that holds the catalog lock, with the change's `origin` as in
+/// [`upsert_locked`].
+pub async fn delete_locked(
+    app: &App,
+    who: &Principal,
+    id: &str,
+    origin: Option<&str>,
+) -> Result<u64, CatalogError> {
     let existing = app
         .snapshot
         .load()
@@ -291,7 +320,8 @@ pub async fn delete(app: &App, who: &Principal, id: &str) -> Result<u64, Catalog
     .await
     .map_err(|e| unavailable("campaign delete task failed", e))?
     .map_err(|e| unavailable("cannot move the campaign file", e))?;
-    let record = campaign_record(now, &existing.doc, "delete", version, &who.key_id, None);
+    let mut record = campaign_record(now, &existing.doc, "delete", version, &who.key_id, None);
+    record.origin = origin.map(str::to_string);
     if let Err(e) = app
         .log
         .append_durable(Kind::Campaign, std::slice::from_ref(&record))

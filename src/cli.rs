@@ -66,6 +66,14 @@ pub enum Command {
         follow: bool,
         #[arg(long, value_enum, default_value_t = LogFormatArg::Json)]
         format: LogFormatArg,
+        /// Read a fleet's log from NATS JetStream at this URL instead of the data folder:
+        /// every node's records in stream order, each with its `node` and stream `seq`
+        /// (builds with the `nats` feature).
+        #[arg(long, value_name = "URL", conflicts_with_all = ["data", "from"])]
+        nats: Option<String>,
+        /// The JetStream stream (with --nats).
+        #[arg(long, default_value = crate::cluster::DEFAULT_NATS_STREAM, requires = "nats")]
+        stream: String,
     },
     /// Closed-loop attribution from the exposure log alone: per campaign delivery, spend,
     /// conversions, revenue by channel, connected and online-only ROAS, holdout lift.
@@ -93,6 +101,13 @@ pub enum Command {
         /// Write to this file instead of stdout.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Measure a fleet's log from NATS JetStream at this URL instead of the data
+        /// folder (builds with the `nats` feature).
+        #[arg(long, value_name = "URL", conflicts_with = "data")]
+        nats: Option<String>,
+        /// The JetStream stream (with --nats).
+        #[arg(long, default_value = crate::cluster::DEFAULT_NATS_STREAM, requires = "nats")]
+        stream: String,
     },
     /// Drive a running server with a simulated population of shoppers (web, app and
     /// stores; decisions, impressions, clicks, purchases) with a known true lift per
@@ -221,7 +236,12 @@ pub fn run(cli: Cli) -> ExitCode {
             from,
             follow,
             format,
-        } => print_log(&data, from, follow, format),
+            nats,
+            stream,
+        } => match nats {
+            Some(url) => print_stream_log(&url, &stream, follow, format),
+            None => print_log(&data, from, follow, format),
+        },
         Command::Report {
             data,
             campaign,
@@ -231,6 +251,8 @@ pub fn run(cli: Cli) -> ExitCode {
             view_window,
             format,
             out,
+            nats,
+            stream,
         } => {
             let options = crate::measure::Options {
                 campaign,
@@ -239,7 +261,10 @@ pub fn run(cli: Cli) -> ExitCode {
                 click_window_ms: click_window,
                 view_window_ms: view_window,
             };
-            report(&data, &options, format, out.as_deref())
+            match nats {
+                Some(url) => report_from_stream(&url, &stream, &options, format, out.as_deref()),
+                None => report(&data, &options, format, out.as_deref()),
+            }
         }
         Command::Simulate {
             server,
@@ -426,6 +451,10 @@ async fn serve_async(config: Config) -> ExitCode {
         public_url = %app.config.public_url,
         "aftercart is serving"
     );
+    if let Err(e) = start_cluster(&app) {
+        eprintln!("aftercart: {e}");
+        return ExitCode::from(EXIT_UNAVAILABLE);
+    }
     crate::shutdown::reload_on_hangup(app.clone());
     crate::shutdown::checkpoint_periodically(app.clone());
     match crate::http::run(listener, app.clone(), crate::shutdown::signal()).await {
@@ -439,6 +468,135 @@ async fn serve_async(config: Config) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Joins the fleet configured in `[nats]`, if any (the configuration refuses `[nats]` in
+/// a build without the feature).
+fn start_cluster(app: &Arc<App>) -> Result<(), String> {
+    #[cfg(feature = "nats")]
+    if let Some(nats) = &app.config.nats {
+        crate::cluster::nats::start(app, nats).map_err(|e| e.to_string())?;
+    }
+    #[cfg(not(feature = "nats"))]
+    let _ = app;
+    Ok(())
+}
+
+/// `aftercart log --nats`: the fleet's records from JetStream.
+#[cfg(feature = "nats")]
+fn print_stream_log(url: &str, stream: &str, follow: bool, format: LogFormatArg) -> ExitCode {
+    use crate::exposure::view::RecordView;
+    use std::io::Write;
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("aftercart log: cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut closed = false;
+    let result = runtime.block_on(crate::cluster::nats::read::each_record(
+        url,
+        stream,
+        follow,
+        &mut |r| {
+            let view = RecordView {
+                offset: r.offset,
+                record: &r.record,
+            };
+            // The node and stream sequence first, then the record as `aftercart log` shows it.
+            let mut value = serde_json::json!({"node": r.node, "seq": r.seq});
+            if let (Some(map), Ok(serde_json::Value::Object(fields))) =
+                (value.as_object_mut(), serde_json::to_value(&view))
+            {
+                map.extend(fields);
+            }
+            let written = match format {
+                LogFormatArg::Json => serde_json::to_writer(&mut out, &value)
+                    .map_err(std::io::Error::other)
+                    .and_then(|()| out.write_all(b"\n")),
+                LogFormatArg::Msgpack => {
+                    rmp_serde::encode::write_named(&mut out, &value).map_err(std::io::Error::other)
+                }
+            };
+            if follow {
+                let _ = out.flush();
+            }
+            closed = written.is_err();
+            !closed
+        },
+    ));
+    let _ = out.flush();
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("aftercart log: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(not(feature = "nats"))]
+fn print_stream_log(_: &str, _: &str, _: bool, _: LogFormatArg) -> ExitCode {
+    eprintln!("aftercart log: this build has no NATS support (build with `--features nats`)");
+    ExitCode::from(EXIT_CONFIG)
+}
+
+/// `aftercart report --nats`: the fleet's records are copied from JetStream into a
+/// temporary log, which the report then reads like a node's own.
+#[cfg(feature = "nats")]
+fn report_from_stream(
+    url: &str,
+    stream: &str,
+    options: &crate::measure::Options,
+    format: ReportFormatArg,
+    out: Option<&std::path::Path>,
+) -> ExitCode {
+    let copied = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())
+        .and_then(|runtime| {
+            let tmp = std::env::temp_dir().join(format!(
+                "aftercart-report-{}-{:x}",
+                std::process::id(),
+                rand::random::<u64>()
+            ));
+            let copied = runtime
+                .block_on(crate::cluster::nats::read::copy_to_log(url, stream, &tmp))
+                .map_err(|e| e.to_string());
+            if copied.is_err() {
+                let _ = std::fs::remove_dir_all(&tmp);
+            }
+            copied.map(|_| tmp)
+        });
+    let tmp = match copied {
+        Ok(tmp) => tmp,
+        Err(e) => {
+            eprintln!("aftercart report: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let code = report(&tmp, options, format, out);
+    let _ = std::fs::remove_dir_all(&tmp);
+    code
+}
+
+#[cfg(not(feature = "nats"))]
+fn report_from_stream(
+    _: &str,
+    _: &str,
+    _: &crate::measure::Options,
+    _: ReportFormatArg,
+    _: Option<&std::path::Path>,
+) -> ExitCode {
+    eprintln!("aftercart report: this build has no NATS support (build with `--features nats`)");
+    ExitCode::from(EXIT_CONFIG)
 }
 
 fn init_tracing(config: &Config) {

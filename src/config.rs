@@ -202,6 +202,9 @@ pub struct Config {
     /// A stock feed applied at start to SKUs and locations never reported before.
     pub inventory_seed: Option<PathBuf>,
     pub placements: BTreeMap<String, PlacementRules>,
+    /// `[nats]`: the exposure log and campaign changes shared on NATS JetStream (a
+    /// fleet; see [`crate::cluster`]). `None`: this node stands alone.
+    pub nats: Option<crate::cluster::NatsConfig>,
 }
 
 impl Default for Config {
@@ -254,6 +257,7 @@ impl Default for Config {
             demo: DEFAULT_LISTEN.ip().is_loopback(),
             inventory_seed: None,
             placements: BTreeMap::new(),
+            nats: None,
         }
     }
 }
@@ -316,6 +320,8 @@ impl fmt::Debug for Config {
             .field("demo", &self.demo)
             .field("inventory_seed", &self.inventory_seed)
             .field("placements", &self.placements)
+            // The URL may carry a user and password.
+            .field("nats", &self.nats.as_ref().map(|n| (&n.stream, &n.node_id)))
             .finish()
     }
 }
@@ -506,6 +512,7 @@ const SETTINGS: &[&str] = &[
     "log_segment_bytes", "log_flush_interval_ms", "log_queue_capacity", "log_queue_wait_ms", "impression_ttl_secs", "reservation_ttl_secs", "max_profile_identifiers", "rate_limit_per_address", "rate_limit_burst", "rate_limit_per_profile", "min_render_ms", "click_ttl_secs", "dedup_horizon_days", "checkpoint_interval_secs", "log_retention_hours", "log_decisions",
     "default_consent.personalization", "default_consent.measurement", "trusted_proxies",
     "cors_allowed_origins", "demo", "inventory_seed",
+    "nats.url", "nats.stream", "nats.node_id", "nats.ack_wait_ms",
 ];
 
 fn env_var(key: &str) -> String {
@@ -804,6 +811,7 @@ impl<'a> Resolver<'a> {
             demo: self.get("demo", listen.ip().is_loopback(), as_bool),
             inventory_seed: None,
             placements: self.placements(),
+            nats: self.nats(),
         };
         // The default seed is the campaign set's own, used only when it ships one; a
         // seed named explicitly must exist ("" seeds nothing).
@@ -841,6 +849,52 @@ impl<'a> Resolver<'a> {
                 None => self.file_error(key, expected("a table", value)),
             }
         }
+    }
+
+    /// The `[nats]` section: only with a `nats.url`, and only in a build with NATS.
+    fn nats(&mut self) -> Option<crate::cluster::NatsConfig> {
+        use crate::cluster::{self, parse_nats_name, parse_nats_url};
+        let url = self.get("nats.url", None, |v| parse_nats_url(as_str(v)?).map(Some));
+        let stream = self.get(
+            "nats.stream",
+            cluster::DEFAULT_NATS_STREAM.to_string(),
+            |v| parse_nats_name(as_str(v)?),
+        );
+        let node_id = self.get("nats.node_id", None, |v| {
+            parse_nats_name(as_str(v)?).map(Some)
+        });
+        let ack_wait_ms = self.get("nats.ack_wait_ms", cluster::DEFAULT_NATS_ACK_WAIT_MS, |v| {
+            zero_or(v, cluster::MAX_NATS_ACK_WAIT_MS)
+        });
+        let Some(url) = url else {
+            // A bad URL is reported already; only a missing one makes the rest meaningless.
+            let missing = self.candidates("nats.url").is_empty();
+            for key in ["nats.stream", "nats.node_id", "nats.ack_wait_ms"]
+                .into_iter()
+                .filter(|_| missing)
+            {
+                if let Some((source, _)) = self.candidates(key).into_iter().next() {
+                    let message =
+                        "needs nats.url (the other [nats] settings mean nothing without it)";
+                    self.errors.push(ConfigError::new(&source, key, message));
+                }
+            }
+            return None;
+        };
+        if !cluster::NATS_BUILT_IN {
+            if let Some((source, _)) = self.candidates("nats.url").into_iter().next() {
+                let message = "this build has no NATS support (build with `--features nats`)";
+                self.errors
+                    .push(ConfigError::new(&source, "nats.url", message));
+            }
+            return None;
+        }
+        Some(cluster::NatsConfig {
+            url,
+            stream,
+            node_id,
+            ack_wait_ms,
+        })
     }
 
     fn placements(&mut self) -> BTreeMap<String, PlacementRules> {

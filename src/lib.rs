@@ -31,6 +31,8 @@
 //! - [`consent`]: consent recorded per person, applied to their later decisions.
 //! - [`compat`]: drop-in compatibility with other ad servers' clients (Kevel's
 //!   Decision API and UserDB).
+//! - [`cluster`]: shared state across a fleet of decision nodes (the exposure log and
+//!   campaign changes on NATS JetStream, behind the `nats` feature).
 //! - [`http`]: the server, routing, codecs (JSON, MessagePack), errors, CORS for the
 //!   public endpoints, and the checkout SDK and demo page it serves.
 //! - [`app`]: the shared state a running server hands to every request.
@@ -47,6 +49,7 @@ pub mod campaign;
 pub mod catalog;
 pub mod cli;
 pub mod clock;
+pub mod cluster;
 pub mod compat;
 pub mod config;
 pub mod consent;

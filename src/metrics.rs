@@ -202,6 +202,14 @@ impl Metrics {
         }
     }
 
+    /// Adds metrics of an optional part (the fleet's backends) to the registry.
+    pub fn register(
+        &self,
+        collector: Box<dyn prometheus::core::Collector>,
+    ) -> prometheus::Result<()> {
+        self.registry.register(collector)
+    }
+
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> Vec<u8> {
         let mut out = Vec::new();

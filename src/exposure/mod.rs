@@ -13,4 +13,4 @@ pub mod view;
 pub mod writer;
 
 pub use record::{Kind, Record};
-pub use writer::{ExposureLog, LogMetrics, LogUnavailable, WriterConfig};
+pub use writer::{ExposureLog, LogMetrics, LogUnavailable, Replica, WriterConfig};

@@ -231,6 +231,10 @@ pub struct Record {
     /// The id of the key that made the change (`admin`, a key id, or `folder`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub changed_by: Option<String>,
+    /// The node of a fleet a change was made on, when it was made on another node and
+    /// applied here (see [`crate::cluster`]); absent for changes made on this node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
 
     // Invalid traffic and erasures.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -309,6 +313,7 @@ mod tests {
         r.document = Some("{\"id\":\"cmp-a\"}".into());
         r.version = Some(3);
         r.changed_by = Some("admin".into());
+        r.origin = Some("node-b".into());
         r.reason = Some("bot_user_agent".into());
         r.event = Some(Kind::Impression);
         r

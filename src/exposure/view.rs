@@ -117,6 +117,7 @@ impl Serialize for RecordView<'_> {
             m.serialize_entry("version", &v)?;
         }
         opt(&mut m, "changed_by", &r.changed_by)?;
+        opt(&mut m, "origin", &r.origin)?;
         opt(&mut m, "reason", &r.reason)?;
         if let Some(e) = r.event {
             m.serialize_entry("event", e.as_str())?;

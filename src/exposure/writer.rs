@@ -14,14 +14,20 @@
 //! acknowledged without its record. Failed writes: waiters of the failed batch get
 //! [`LogUnavailable::Storage`] (503, never 2xx); records nobody waits on are kept and
 //! written with the next batch, so a passing fault loses nothing.
+//!
+//! Replication: a fleet of nodes copies each node's log elsewhere (see [`crate::cluster`]).
+//! The copier reads only what [`ExposureLog::synced`] says is durable, and reports how far
+//! the copy has acknowledged through a [`Replica`]; once one is attached, durable appends
+//! also wait for the copy, up to its deadline, and never while it is unreachable: then the
+//! local fsync alone is the acknowledgement and the copier catches up later.
 
 use super::record::{Kind, Record};
 use super::storage::{FRAME_HEADER, Faults, LogError, Recovery, SegmentWriter};
 use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 use std::collections::VecDeque;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -125,11 +131,48 @@ impl LogMetrics {
     }
 }
 
+/// A copy of the log elsewhere that durable appends also wait for (see the module docs).
+#[derive(Clone)]
+pub struct Replica {
+    /// Every record before this offset is acknowledged by the copy.
+    pub acknowledged: watch::Receiver<u64>,
+    /// Whether the copy can be reached now; while it cannot, nobody waits for it.
+    pub reachable: Arc<AtomicBool>,
+    /// The longest a durable append waits for the copy after its local fsync.
+    pub wait: Duration,
+    /// Durable appends answered on the local fsync alone (copy unreachable or late).
+    pub local_only: IntCounter,
+}
+
+impl Replica {
+    /// Waits until the copy acknowledged everything before `end`, at most `wait`; returns
+    /// whether it did.
+    pub async fn wait_for(&self, end: u64) -> bool {
+        if *self.acknowledged.borrow() >= end {
+            return true;
+        }
+        if !self.reachable.load(Ordering::Relaxed) || self.wait.is_zero() {
+            self.local_only.inc();
+            return false;
+        }
+        let mut acknowledged = self.acknowledged.clone();
+        let copied = tokio::time::timeout(self.wait, acknowledged.wait_for(|a| *a >= end))
+            .await
+            .is_ok_and(|r| r.is_ok());
+        if !copied {
+            self.local_only.inc();
+        }
+        copied
+    }
+}
+
 /// The producers' handle: cheap to clone, safe to use from any task.
 #[derive(Clone)]
 pub struct ExposureLog {
     tx: mpsc::Sender<Msg>,
     written: watch::Receiver<u64>,
+    synced: watch::Receiver<u64>,
+    replica: Arc<OnceLock<Replica>>,
     queue_wait: Duration,
     metrics: LogMetrics,
     wake: Arc<Wake>,
@@ -156,11 +199,14 @@ impl ExposureLog {
         let (segments, recovery) = SegmentWriter::open(&config.dir, config.segment_bytes, faults)?;
         let (tx, rx) = mpsc::channel(config.queue_capacity.max(1));
         let (written_tx, written) = watch::channel(segments.end_offset());
+        // What opening found is on disk (recovery syncs a cut tail).
+        let (synced_tx, synced) = watch::channel(segments.end_offset());
         let wake = Arc::new(Wake::default());
         let writer = Writer {
             segments,
             rx,
             written: written_tx,
+            synced: synced_tx,
             flush_interval: config.flush_interval,
             metrics: metrics.clone(),
             retry: VecDeque::new(),
@@ -180,6 +226,8 @@ impl ExposureLog {
             ExposureLog {
                 tx,
                 written,
+                synced,
+                replica: Arc::default(),
                 queue_wait: config.queue_wait,
                 metrics,
                 wake,
@@ -266,7 +314,14 @@ impl ExposureLog {
             ack: Some(ack),
         })
         .await?;
-        done.await.unwrap_or(Err(LogUnavailable::Closed))
+        let first = done.await.unwrap_or(Err(LogUnavailable::Closed))?;
+        if let Some(replica) = self.replica.get() {
+            // The end of what was written when these records were synced: at or after
+            // their end (a later batch may have followed, which only waits a little longer).
+            let end = *self.written.borrow();
+            replica.wait_for(end).await;
+        }
+        Ok(first)
     }
 
     /// Waits until everything handed over before this call is written and synced.
@@ -280,12 +335,42 @@ impl ExposureLog {
     pub fn written(&self) -> watch::Receiver<u64> {
         self.written.clone()
     }
+
+    /// The end of what is durable (fsynced), updated after every sync: a copier reads only
+    /// up to here, so nothing it copies can be lost locally and its offset reused.
+    pub fn synced(&self) -> watch::Receiver<u64> {
+        self.synced.clone()
+    }
+
+    /// How far the attached copy acknowledged the log (`None` without one): retention
+    /// keeps every segment the copy still needs.
+    pub fn replicated(&self) -> Option<u64> {
+        self.replica.get().map(|r| *r.acknowledged.borrow())
+    }
+
+    /// Whether the attached copy is reachable and how many bytes of durable log it has
+    /// not acknowledged yet (`None` without one).
+    pub fn replica_status(&self) -> Option<(bool, u64)> {
+        self.replica.get().map(|r| {
+            let behind = self
+                .synced
+                .borrow()
+                .saturating_sub(*r.acknowledged.borrow());
+            (r.reachable.load(Ordering::Relaxed), behind)
+        })
+    }
+
+    /// Attaches the copy durable appends wait for; only the first attach counts.
+    pub fn attach_replica(&self, replica: Replica) -> bool {
+        self.replica.set(replica).is_ok()
+    }
 }
 
 struct Writer {
     segments: SegmentWriter,
     rx: mpsc::Receiver<Msg>,
     written: watch::Sender<u64>,
+    synced: watch::Sender<u64>,
     flush_interval: Duration,
     metrics: LogMetrics,
     /// Frames of a failed batch that nobody waited on, written first next time.
@@ -519,6 +604,7 @@ impl Writer {
                     .observe(started.elapsed().as_secs_f64());
                 self.unsynced_since = None;
                 self.sync_failed = false;
+                let _ = self.synced.send(self.segments.end_offset());
                 Ok(self.segments.end_offset())
             }
             Err(e) => {

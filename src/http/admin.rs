@@ -11,10 +11,21 @@ pub fn healthz() -> Response<Body> {
 }
 
 /// 200 once campaigns are loaded and the data folder is writable, else 503, so a load
-/// balancer sends no traffic to a node that would answer with nothing.
+/// balancer sends no traffic to a node that would answer with nothing. On a fleet, a
+/// second line says whether the exposure log reaches the shared stream; a node whose
+/// stream is unreachable stays ready, since it serves correctly and spools locally.
 pub fn readyz(app: &App) -> Response<Body> {
     if app.is_ready() {
-        with_type(StatusCode::OK, "text/plain", Bytes::from_static(b"ready\n"))
+        let body = match app.log.replica_status() {
+            None => Bytes::from_static(b"ready\n"),
+            Some((true, behind)) => Bytes::from(format!(
+                "ready\nstream: forwarding, {behind} bytes behind\n"
+            )),
+            Some((false, behind)) => Bytes::from(format!(
+                "ready\nstream: unreachable, {behind} bytes waiting in the local log\n"
+            )),
+        };
+        with_type(StatusCode::OK, "text/plain", body)
     } else {
         with_type(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -197,6 +197,9 @@ pub struct Config {
     /// A stock feed applied at start to SKUs and locations never reported before.
     pub inventory_seed: Option<PathBuf>,
     pub placements: BTreeMap<String, PlacementRules>,
+    /// Shared state across a fleet of nodes (`[redis]`); `None` runs the node on its
+    /// own, with everything in process and in files.
+    pub redis: Option<crate::cluster::RedisSettings>,
 }
 
 impl Default for Config {
@@ -248,6 +251,7 @@ impl Default for Config {
             demo: DEFAULT_LISTEN.ip().is_loopback(),
             inventory_seed: None,
             placements: BTreeMap::new(),
+            redis: None,
         }
     }
 }
@@ -309,6 +313,7 @@ impl fmt::Debug for Config {
             .field("demo", &self.demo)
             .field("inventory_seed", &self.inventory_seed)
             .field("placements", &self.placements)
+            .field("redis", &self.redis)
             .finish()
     }
 }
@@ -499,6 +504,9 @@ const SETTINGS: &[&str] = &[
     "log_segment_bytes", "log_flush_interval_ms", "log_queue_capacity", "log_queue_wait_ms", "impression_ttl_secs", "reservation_ttl_secs", "max_profile_identifiers", "rate_limit_per_address", "rate_limit_burst", "rate_limit_per_profile", "min_render_ms", "click_ttl_secs", "dedup_horizon_days", "checkpoint_interval_secs", "log_retention_hours", "log_decisions",
     "default_consent.personalization", "default_consent.measurement", "trusted_proxies",
     "cors_allowed_origins", "demo", "inventory_seed",
+    "redis.url", "redis.key_prefix", "redis.timeout_ms", "redis.sync_interval_ms",
+    "redis.lease_percent", "redis.lease_min_micros", "redis.stream_max_len",
+    "redis.stock_refresh_ms",
 ];
 
 fn env_var(key: &str) -> String {
@@ -792,6 +800,7 @@ impl<'a> Resolver<'a> {
             demo: self.get("demo", listen.ip().is_loopback(), as_bool),
             inventory_seed: None,
             placements: self.placements(),
+            redis: self.redis(),
         };
         // The default seed is the campaign set's own, used only when it ships one; a
         // seed named explicitly must exist ("" seeds nothing).
@@ -829,6 +838,49 @@ impl<'a> Resolver<'a> {
                 None => self.file_error(key, expected("a table", value)),
             }
         }
+    }
+
+    /// The `[redis]` section: off unless `redis.url` is set; its other keys are checked
+    /// either way, so a typo is found before the day Redis is switched on.
+    fn redis(&mut self) -> Option<crate::cluster::RedisSettings> {
+        use crate::cluster::RedisSettings as R;
+        let d = R::default();
+        let url = self.get("redis.url", String::new(), parse_redis_url);
+        let settings = R {
+            url: url.clone(),
+            key_prefix: self.get("redis.key_prefix", d.key_prefix, |v| match as_str(v)? {
+                p if p.len() > 64 || p.chars().any(|c| c.is_whitespace()) => {
+                    Err("must be at most 64 characters, without spaces".to_string())
+                }
+                p => Ok(p.to_string()),
+            }),
+            timeout_ms: self.get("redis.timeout_ms", d.timeout_ms, |v| in_range(v, 60_000)),
+            sync_interval_ms: self.get("redis.sync_interval_ms", d.sync_interval_ms, |v| {
+                in_range(v, 10_000)
+            }),
+            lease_percent: self.get("redis.lease_percent", d.lease_percent, |v| in_range(v, 100)),
+            lease_min_micros: self.get("redis.lease_min_micros", d.lease_min_micros, |v| {
+                in_range(v, 1_000_000_000_000)
+            }),
+            stream_max_len: self.get("redis.stream_max_len", d.stream_max_len, |v| {
+                in_range(v, 1_000_000_000)
+            }),
+            stock_refresh_ms: self.get("redis.stock_refresh_ms", d.stock_refresh_ms, |v| {
+                in_range(v, 60_000)
+            }),
+        };
+        if url.is_empty() {
+            return None;
+        }
+        if !cfg!(feature = "redis") {
+            let source = self.candidates("redis.url").first().map(|(s, _)| s.clone());
+            let message = "this build has no Redis support: build with `--features redis`";
+            let source = source.unwrap_or_else(|| self.file_source.clone());
+            self.errors
+                .push(ConfigError::new(&source, "redis.url", message));
+            return None;
+        }
+        Some(settings)
     }
 
     fn placements(&mut self) -> BTreeMap<String, PlacementRules> {
@@ -1070,6 +1122,22 @@ fn parse_secret(value: Val<'_>) -> Parsed<[u8; 32]> {
         *byte = (digit(pair[0])? * 16 + digit(pair[1])?) as u8;
     }
     Ok(secret)
+}
+
+/// A Redis URL (`redis://`, `rediss://` or `unix://`); empty leaves Redis off. Never
+/// quoted back: it may carry a password.
+fn parse_redis_url(value: Val<'_>) -> Parsed<String> {
+    let url = as_str(value)?.trim();
+    let schemes = ["redis://", "rediss://", "unix://", "redis+unix://"];
+    if url.is_empty()
+        || schemes
+            .iter()
+            .any(|s| url.starts_with(s) && url.len() > s.len())
+    {
+        Ok(url.to_string())
+    } else {
+        Err("expected a URL like redis://host:6379/0 (redis://, rediss:// or unix://)".to_string())
+    }
 }
 
 fn parse_log_format(value: Val<'_>) -> Parsed<LogFormat> {
@@ -1674,5 +1742,39 @@ mod tests {
         let errors = errors_of(from_toml_str("inventory_seed = \"/nonexistent/seed.json\""));
         assert_eq!(keys(&errors), [(INLINE_SOURCE, "inventory_seed")]);
         assert!(errors.to_string().contains("no such file"), "{errors}");
+    }
+
+    #[test]
+    fn the_redis_section_is_off_by_default_and_checked_whole() {
+        assert_eq!(Config::default().redis, None);
+        assert_eq!(from_toml_str("").expect("valid").redis, None);
+        // Its other keys are checked even while it is off.
+        let errors = errors_of(from_toml_str(
+            "[redis]\nurl = \"http://x\"\nlease_percent = 0\ntimeout_ms = \"soon\"\nleases = 3",
+        ));
+        assert_eq!(
+            keys(&errors),
+            [
+                (INLINE_SOURCE, "redis.leases"),
+                (INLINE_SOURCE, "redis.url"),
+                (INLINE_SOURCE, "redis.timeout_ms"),
+                (INLINE_SOURCE, "redis.lease_percent"),
+            ]
+        );
+        let secret = "[redis]\nurl = \"redis://:hunter2@cache:6379/0\"";
+        if cfg!(feature = "redis") {
+            let r = from_toml_str(secret).expect("valid").redis.expect("on");
+            assert_eq!(r.url, "redis://:hunter2@cache:6379/0");
+            assert_eq!(r.key_prefix, "aftercart:");
+            assert!(!format!("{r:?}").contains("hunter2"), "never printed");
+            let env = env(&[("AFTERCART_REDIS_URL", "redis://localhost/")]);
+            let r = load(&Overrides::default(), &env).expect("valid").redis;
+            assert_eq!(r.expect("on").url, "redis://localhost/");
+        } else {
+            let errors = errors_of(from_toml_str(secret));
+            assert_eq!(keys(&errors), [(INLINE_SOURCE, "redis.url")]);
+            assert!(errors.to_string().contains("--features redis"), "{errors}");
+            assert!(!errors.to_string().contains("hunter2"));
+        }
     }
 }

@@ -106,7 +106,12 @@ pub async fn post(app: &App, req: Request<Incoming>) -> Result<Response<Body>, A
         // With personalisation consent the identifiers of one order are one customer,
         // and the purchase feeds suppression.
         let profile = (c.personalization && !c.ids.is_empty())
-            .then(|| app.delivery.link(&c.ids))
+            .then(|| {
+                if let (Some(fleet), true) = (app.delivery.replication.get(), c.ids.len() > 1) {
+                    fleet.decided(&c.ids, &[], now);
+                }
+                app.delivery.link(&c.ids)
+            })
             .flatten()
             .map(|l| {
                 if l.refused {

@@ -153,6 +153,10 @@ pub(super) async fn erase(app: &App, ids: &[IdHash]) -> Result<Erased, ApiError>
     // One erasure at a time, so the index on disk never loses a concurrent one.
     let _one = app.erasure_lock.lock().await;
     let erased = app.delivery.erase(ids);
+    if let Some(fleet) = app.delivery.replication.get() {
+        // Every other node forgets them too.
+        fleet.erased(ids);
+    }
     let mut records: Vec<_> = (erased.profiles.iter())
         .map(|(profile, members)| crate::erasure::record(now, Some(*profile), members))
         .collect();

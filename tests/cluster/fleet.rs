@@ -169,6 +169,21 @@ impl Node {
         format!("{}{path}", self.base)
     }
 
+    /// Stops the node as an operator would (SIGTERM) and waits for it to exit.
+    pub fn stop(&mut self) -> Option<i32> {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(sent.success());
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            assert!(Instant::now() < deadline, "the node did not stop");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Whether the process is still running.
     pub fn alive(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
@@ -180,7 +195,8 @@ pub struct Fleet {
     pub nodes: Vec<Node>,
     pub redis: Redis,
     pub client: reqwest::Client,
-    _campaigns: Campaigns,
+    campaigns: Campaigns,
+    prefix: String,
 }
 
 impl Fleet {
@@ -198,8 +214,39 @@ impl Fleet {
                 .pool_max_idle_per_host(16)
                 .build()
                 .unwrap(),
-            _campaigns: campaigns,
+            campaigns,
+            prefix,
         }
+    }
+
+    /// Starts one more node (one that joins late); returns its index.
+    pub fn add_node(&mut self) -> usize {
+        let node = Node::start(self.campaigns.path(), &self.redis.url(), &self.prefix);
+        self.nodes.push(node);
+        self.nodes.len() - 1
+    }
+
+    /// A Redis key of this fleet.
+    pub fn key(&self, name: &str) -> String {
+        format!("{}{name}", self.prefix)
+    }
+
+    /// Sends `method path` with the admin key and an optional JSON body to node `i`.
+    pub async fn call(
+        &self,
+        i: usize,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> (u16, Value) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut r = (self.client.request(method, self.node(i).url(path))).bearer_auth(ADMIN_KEY);
+        if let Some(b) = body {
+            r = r.json(b);
+        }
+        let r = r.send().await.unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
     }
 
     pub fn node(&self, i: usize) -> &Node {

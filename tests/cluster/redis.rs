@@ -28,26 +28,34 @@ async fn a_cap_hit_on_one_node_holds_on_the_others_within_100_ms() {
     assert_eq!(status, 200);
     assert!(shows(&d, "capped"), "first offer on A: {d}");
     let served = Instant::now();
-    // On B, the loyalty card alone: capped once A's batch arrives (a preview checks
-    // without counting anything, so polling changes nothing).
+    // On B the loyalty card alone, on C the device alone: capped once A's batch
+    // arrives (a preview checks without counting anything, so polling changes
+    // nothing). Each node reads the stream on its own, so wait for both.
     let on_b = request("C-2", json!({"loyalty_id": "L-1"}));
-    let propagated = loop {
-        let (_, p) = fleet.preview(1, &on_b).await;
-        if !shows(&p, "capped") {
-            break served.elapsed();
+    let on_c = request("C-3", json!({"device_id": "dev-1"}));
+    let mut reached = [None, None];
+    while reached.iter().any(Option::is_none) {
+        for (slot, (node, body)) in reached.iter_mut().zip([(1, &on_b), (2, &on_c)]) {
+            if slot.is_none() && !shows(&fleet.preview(node, body).await.1, "capped") {
+                *slot = Some(served.elapsed());
+            }
         }
         assert!(
             served.elapsed() < Duration::from_secs(5),
-            "the cap never reached node B"
+            "the cap never reached every node: {reached:?}"
         );
         tokio::time::sleep(Duration::from_millis(2)).await;
-    };
-    println!("cap propagation A -> B: {} ms", propagated.as_millis());
+    }
+    let [b, c] = reached.map(Option::unwrap);
+    let propagated = b.max(c);
+    println!(
+        "cap propagation: A -> B {} ms, A -> C {} ms",
+        b.as_millis(),
+        c.as_millis()
+    );
     let (_, d) = fleet.decide(1, &on_b).await;
     assert!(!shows(&d, "capped"), "capped on B: {d}");
-    let (_, d) = fleet
-        .decide(2, &request("C-3", json!({"device_id": "dev-1"})))
-        .await;
+    let (_, d) = fleet.decide(2, &on_c).await;
     assert!(
         !shows(&d, "capped"),
         "capped on C through the linked device: {d}"
@@ -63,6 +71,86 @@ async fn a_cap_hit_on_one_node_holds_on_the_others_within_100_ms() {
         .decide(1, &request("C-4", json!({"device_id": "dev-2"})))
         .await;
     assert!(shows(&d, "capped"), "{d}");
+}
+
+/// Polls `check` until it holds or `within` passes; returns how long it took.
+async fn eventually<F: std::future::Future<Output = bool>>(
+    within: Duration,
+    what: &str,
+    mut check: impl FnMut() -> F,
+) -> Duration {
+    let started = Instant::now();
+    while !check().await {
+        assert!(started.elapsed() < within, "{what}: not within {within:?}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    started.elapsed()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_joins_late_catches_up_and_erasures_reach_every_node() {
+    let capped = campaign(
+        "capped",
+        json!({"frequency_caps": [{"max": 1, "per_seconds": 86400}]}),
+    );
+    let mut fleet = Fleet::start(2, &[capped]);
+    let shopper = json!({"device_id": "dev-9", "loyalty_id": "L-9"});
+    let (_, d) = fleet.decide(0, &request("J-1", shopper.clone())).await;
+    assert!(shows(&d, "capped"), "{d}");
+    // A node started afterwards reads the stream from its start: capped there too.
+    let late = fleet.add_node();
+    let card = request("J-2", json!({"loyalty_id": "L-9"}));
+    let caught_up = eventually(
+        Duration::from_secs(5),
+        "the late node caught up",
+        || async { !shows(&fleet.preview(late, &card).await.1, "capped") },
+    )
+    .await;
+    println!(
+        "late node caught up {} ms after it was ready",
+        caught_up.as_millis()
+    );
+    assert_eq!(
+        fleet
+            .call(late, "GET", "/v1/profiles?device_id=dev-9", None)
+            .await
+            .0,
+        200,
+        "the late node knows the linked profile"
+    );
+    // Erased on node 0: forgotten on every node, so the card starts afresh anywhere.
+    let (status, body) = fleet
+        .call(
+            0,
+            "DELETE",
+            "/v1/profiles",
+            Some(&json!({"ids": {"loyalty_id": "L-9"}})),
+        )
+        .await;
+    assert_eq!(
+        (status, body["erased_identifiers"].as_u64()),
+        (200, Some(2)),
+        "{body}"
+    );
+    for node in [1, late] {
+        eventually(
+            Duration::from_secs(5),
+            "the erasure reached the node",
+            || async {
+                fleet
+                    .call(node, "GET", "/v1/profiles?device_id=dev-9", None)
+                    .await
+                    .0
+                    == 404
+            },
+        )
+        .await;
+        let (_, p) = fleet.preview(node, &card).await;
+        assert!(
+            shows(&p, "capped"),
+            "nothing remembered of the erased shopper: {p}"
+        );
+    }
 }
 
 /// What the log of every node charged `campaign`, in micros.
@@ -142,7 +230,7 @@ async fn a_budget_shared_by_three_nodes_under_load_overspends_at_most_1_percent(
     );
     let committed = fleet
         .redis
-        .command(&format!("GET t{}:budget:spender:total", std::process::id()));
+        .command(&format!("GET {}", fleet.key("budget:spender:total")));
     assert!(
         committed.contains('$'),
         "Redis holds the committed total: {committed}"
@@ -162,6 +250,59 @@ async fn a_budget_shared_by_three_nodes_under_load_overspends_at_most_1_percent(
     assert!(
         metrics.contains("aftercart_fleet_lease_refills_total"),
         "lease metrics exported"
+    );
+}
+
+/// An integer reply of the test's redis-server.
+fn integer(fleet: &Fleet, cmd: &str) -> i64 {
+    let reply = fleet.redis.command(cmd);
+    // `$N\r\nVALUE\r\n` for GET, `:N\r\n` for integers.
+    let line = reply.lines().find(|l| !l.starts_with('$') && !l.is_empty());
+    let line = line.unwrap_or("0");
+    line.trim_start_matches(':').parse().unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_stops_gives_back_what_it_did_not_spend() {
+    let big = campaign(
+        "big",
+        json!({"bid": {"model": "cpm", "amount": 20.0}, "budget": {"daily": 1000.0, "total": 5000.0}}),
+    );
+    let mut fleet = Fleet::start(2, &[big]);
+    let total = fleet.key("budget:big:total");
+    // Both nodes lease a slice (5% of what remains, 50.00 first) as soon as they start.
+    eventually(Duration::from_secs(5), "both nodes leased", || async {
+        integer(&fleet, &format!("GET {total}")) >= 95_000_000
+    })
+    .await;
+    for i in 0..10 {
+        let (_, d) = fleet
+            .decide(0, &request(&format!("S-{i}"), json!({})))
+            .await;
+        let o = offer(&d, "big").expect("served");
+        let url = o["tracking"]["impression"].as_str().unwrap();
+        assert!(
+            fleet
+                .client
+                .get(url)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .is_success()
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let before = integer(&fleet, &format!("GET {total}"));
+    assert_eq!(fleet.nodes[0].stop(), Some(0), "a clean stop");
+    let after = integer(&fleet, &format!("GET {total}"));
+    println!("committed before the stop {before}, after {after} micros");
+    // Node 0 spent 10 × 0.02 of its slice (50.00 or 47.50, whichever it got first)
+    // and gave back the rest; node 1 still holds the other slice.
+    let spent = 200_000;
+    assert!(
+        [47_500_000 + spent, 50_000_000 + spent].contains(&after),
+        "the unused lease came back, the spend stays committed: {before} -> {after}"
     );
 }
 

@@ -78,6 +78,10 @@ pub async fn keep(fleet: Arc<Fleet>, app: Weak<App>) {
     let mut n: u32 = 0;
     loop {
         tick.tick().await;
+        let _round = fleet.leasing.lock().await;
+        if fleet.stopping.load(std::sync::atomic::Ordering::SeqCst) {
+            return;
+        }
         let Some(app) = app.upgrade() else { return };
         n = n.wrapping_add(1);
         let now = app.clock.now_ms();

@@ -80,6 +80,10 @@ pub struct Fleet {
     conn: Arc<Conn>,
     pub stock: stock::Stock,
     pub metrics: FleetMetrics,
+    /// Held by the lease task for each round and by a stop, which sets `stopping`
+    /// under it: no lease is topped up after the stop gave the leases back.
+    leasing: tokio::sync::Mutex<()>,
+    stopping: std::sync::atomic::AtomicBool,
 }
 
 impl Fleet {
@@ -103,6 +107,8 @@ impl Fleet {
             stock: stock::Stock::new(conn.clone(), &settings.key_prefix),
             conn,
             metrics,
+            leasing: tokio::sync::Mutex::new(()),
+            stopping: std::sync::atomic::AtomicBool::new(false),
         });
         let (outbox, rx) = replication::Outbox::new(fleet.metrics.replication_dropped.clone());
         // Set once, at start: only this fleet ever replicates for this server.
@@ -125,6 +131,9 @@ impl Fleet {
 
     /// A graceful stop: gives back unused budget leases.
     pub async fn shut_down(&self, app: &App) {
+        let _round = self.leasing.lock().await;
+        self.stopping
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         leases::give_back_all(self, app).await;
     }
 }

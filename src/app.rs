@@ -291,12 +291,16 @@ impl App {
             let node_path = data.join("cluster-node");
             let node = crate::cluster::redis::node_id(&node_path)
                 .map_err(io("cannot read or create", &node_path))?;
-            let fleet = crate::cluster::redis::Fleet::start(&app, settings, node).map_err(|e| {
-                StartError::Io {
-                    what: "cannot use the Redis of",
-                    path: PathBuf::from("[redis] url"),
-                    source: std::io::Error::other(e.to_string()),
-                }
+            // Resume the fleet's changes where the checkpoint's graph and profiles end.
+            let position = std::fs::read_to_string(checkpoints.join(FLEET_POSITION))
+                .ok()
+                .map(|p| p.trim().to_string())
+                .filter(|p| !p.is_empty());
+            let fleet = crate::cluster::redis::Fleet::start(&app, settings, node, position);
+            let fleet = fleet.map_err(|e| StartError::Io {
+                what: "cannot use the Redis of",
+                path: PathBuf::from("[redis] url"),
+                source: std::io::Error::other(e.to_string()),
             })?;
             let _ = app.fleet.set(fleet);
         }
@@ -479,9 +483,19 @@ impl App {
         // purchases is idempotent.
         let dir = self.config.data.join("checkpoint");
         let delivery = self.delivery.clone();
+        // In a fleet: the other nodes' changes applied so far, read before the graph
+        // and profiles are saved, so those hold at least everything up to it.
+        #[cfg(feature = "redis")]
+        let fleet_position = self.fleet.get().map(|f| f.stream_position());
+        #[cfg(not(feature = "redis"))]
+        let fleet_position: Option<String> = None;
         tokio::task::spawn_blocking(move || -> std::io::Result<()> {
             secrets::write_atomic_with(&dir.join("identity.bin"), |w| delivery.graph.save(w))?;
-            secrets::write_atomic(&dir.join("profiles.bin"), &delivery.profiles.save())
+            secrets::write_atomic(&dir.join("profiles.bin"), &delivery.profiles.save())?;
+            if let Some(position) = fleet_position {
+                secrets::write_atomic(&dir.join(FLEET_POSITION), position.as_bytes())?;
+            }
+            Ok(())
         })
         .await
         .map_err(|e| e.to_string())?
@@ -544,6 +558,10 @@ impl App {
         self.ready.load(Ordering::SeqCst)
     }
 }
+
+/// In the checkpoint folder: the last entry of the fleet's stream of changes that the
+/// checkpoint's graph and profiles include (see [`crate::cluster`]).
+pub const FLEET_POSITION: &str = "fleet-stream-position";
 
 /// The loaded campaigns, as replaying the log asks about them.
 struct Loaded<'a>(&'a App);

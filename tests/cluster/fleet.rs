@@ -124,7 +124,16 @@ impl Node {
     /// Starts a node on `campaigns` sharing `redis_url` (keys under `prefix`) and
     /// waits until it is ready.
     pub fn start(campaigns: &Path, redis_url: &str, prefix: &str) -> Node {
-        let data = tempfile::tempdir().unwrap();
+        Node::start_on(campaigns, redis_url, prefix, tempfile::tempdir().unwrap())
+    }
+
+    /// The same, on the data folder `data` (a restart).
+    pub fn start_on(
+        campaigns: &Path,
+        redis_url: &str,
+        prefix: &str,
+        data: tempfile::TempDir,
+    ) -> Node {
         let port = free_port();
         let child = Command::new(env!("CARGO_BIN_EXE_aftercart"))
             .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
@@ -217,6 +226,15 @@ impl Fleet {
             campaigns,
             prefix,
         }
+    }
+
+    /// Stops node `i` gracefully and starts it again on the same data folder.
+    pub fn restart(&mut self, i: usize) {
+        assert_eq!(self.nodes[i].stop(), Some(0), "a clean stop");
+        let empty = tempfile::tempdir().unwrap();
+        let data = std::mem::replace(&mut self.nodes[i]._data, empty);
+        let node = Node::start_on(self.campaigns.path(), &self.redis.url(), &self.prefix, data);
+        self.nodes[i] = node;
     }
 
     /// Starts one more node (one that joins late); returns its index.

@@ -150,6 +150,12 @@ async fn a_node_that_joins_late_catches_up_and_erasures_reach_every_node() {
             shows(&p, "capped"),
             "nothing remembered of the erased shopper: {p}"
         );
+        // Logged there too, so that node's log readers redact the shopper.
+        let logged = fleet.log(node).await;
+        assert!(
+            logged.iter().any(|r| r["kind"] == "erasure"),
+            "an erasure record in node {node}'s log"
+        );
     }
 }
 
@@ -260,6 +266,52 @@ fn integer(fleet: &Fleet, cmd: &str) -> i64 {
     let line = reply.lines().find(|l| !l.starts_with('$') && !l.is_empty());
     let line = line.unwrap_or("0");
     line.trim_start_matches(':').parse().unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_node_resumes_the_fleets_changes_where_its_checkpoint_ends() {
+    let capped = campaign(
+        "capped",
+        json!({"frequency_caps": [{"max": 1, "per_seconds": 86400}]}),
+    );
+    let mut fleet = Fleet::start(2, &[capped]);
+    let card = json!({"loyalty_id": "L-5"});
+    let (_, d) = fleet.decide(0, &request("R-1", card.clone())).await;
+    assert!(shows(&d, "capped"));
+    // Erased on node 0, which node 1 applies too ...
+    let (status, _) = fleet
+        .call(
+            0,
+            "DELETE",
+            "/v1/profiles",
+            Some(&json!({"ids": card.clone()})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    eventually(
+        Duration::from_secs(5),
+        "the erasure reached node 1",
+        || async {
+            fleet
+                .call(1, "GET", "/v1/profiles?loyalty_id=L-5", None)
+                .await
+                .0
+                == 404
+        },
+    )
+    .await;
+    // ... then the shopper comes back on node 1 and is capped there again.
+    let (_, d) = fleet.decide(1, &request("R-2", card.clone())).await;
+    assert!(shows(&d, "capped"), "a new profile after the erasure: {d}");
+    fleet.restart(1);
+    // The restart must not apply the old erasure again over the shopper's return.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (_, p) = fleet.preview(1, &request("R-3", card.clone())).await;
+    assert!(!shows(&p, "capped"), "still capped after the restart: {p}");
+    let erasures = (fleet.log(1).await.iter())
+        .filter(|r| r["kind"] == "erasure")
+        .count();
+    assert_eq!(erasures, 1, "the erasure is logged once on node 1");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

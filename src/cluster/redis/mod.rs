@@ -84,15 +84,20 @@ pub struct Fleet {
     /// under it: no lease is topped up after the stop gave the leases back.
     leasing: tokio::sync::Mutex<()>,
     stopping: std::sync::atomic::AtomicBool,
+    /// The last entry of the stream of changes applied here.
+    applied: std::sync::Mutex<String>,
 }
 
 impl Fleet {
     /// Connects (lazily) and starts the background tasks for `app`, whose delivery
-    /// state was built with leased budgets. Must run inside the Tokio runtime.
+    /// state was built with leased budgets, applying the other nodes' changes from
+    /// after `position` (the one the last checkpoint recorded; from the start of the
+    /// stream without one). Must run inside the Tokio runtime.
     pub fn start(
         app: &Arc<App>,
         settings: &RedisSettings,
         node: u64,
+        position: Option<String>,
     ) -> Result<Arc<Fleet>, RedisError> {
         let client = redis::Client::open(settings.url.as_str())?;
         let metrics = FleetMetrics::register(app.metrics.registry());
@@ -109,15 +114,24 @@ impl Fleet {
             metrics,
             leasing: tokio::sync::Mutex::new(()),
             stopping: std::sync::atomic::AtomicBool::new(false),
+            applied: std::sync::Mutex::new(position.unwrap_or_else(|| "0-0".to_string())),
         });
         let (outbox, rx) = replication::Outbox::new(fleet.metrics.replication_dropped.clone());
         // Set once, at start: only this fleet ever replicates for this server.
         let _ = app.delivery.replication.set(Arc::new(outbox));
         tokio::spawn(replication::send(fleet.clone(), rx));
-        tokio::spawn(replication::receive(fleet.clone(), app.delivery.clone()));
+        tokio::spawn(replication::receive(fleet.clone(), Arc::downgrade(app)));
         tokio::spawn(leases::keep(fleet.clone(), Arc::downgrade(app)));
         tokio::spawn(refresh_stock(fleet.clone(), Arc::downgrade(app)));
         Ok(fleet)
+    }
+
+    /// The last entry of the stream of changes applied here, for checkpoints.
+    pub fn stream_position(&self) -> String {
+        self.applied
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// The full name of a key.

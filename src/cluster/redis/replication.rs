@@ -12,8 +12,9 @@
 //! capped on every node once the entry arrives: within two sync intervals plus a
 //! round trip (about 25 ms on a LAN at the default 10 ms).
 //!
-//! A node that starts reads the stream from its beginning (what trimming kept), so
-//! one that was away catches up; applying is idempotent (a link already made changes
+//! A node reads the stream from the entry its last checkpoint recorded (a new node:
+//! from the beginning, what trimming kept), so one that was away catches up and a
+//! restart does not apply again what its checkpoint holds; applying is idempotent (a link already made changes
 //! nothing; an offer at the same time for the same profile and campaign counts once),
 //! and a node skips its own entries, which it applied when it made them. If Redis is
 //! down, entries wait in the outbox (up to its capacity, then the oldest changes are
@@ -21,12 +22,13 @@
 //! knows.
 
 use super::Fleet;
+use crate::app::App;
 use crate::cluster::Replication;
 use crate::delivery::Delivery;
 use crate::identity::{IdHash, IdKind};
 use redis::Value;
 use serde::{Deserialize, Serialize};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 use tokio::sync::mpsc;
 
@@ -156,10 +158,11 @@ pub async fn send(fleet: Arc<Fleet>, mut rx: mpsc::Receiver<Change>) {
     }
 }
 
-/// Applies the other nodes' entries, from the beginning of the stream, forever.
-pub async fn receive(fleet: Arc<Fleet>, delivery: Arc<Delivery>) {
+/// Applies the other nodes' entries, from the beginning of the stream, until the
+/// server is gone.
+pub async fn receive(fleet: Arc<Fleet>, app: Weak<App>) {
     let stream = fleet.key("changes");
-    let mut last = "0-0".to_string();
+    let mut last = fleet.stream_position();
     loop {
         let mut cmd = redis::cmd("XREAD");
         cmd.arg("COUNT")
@@ -184,21 +187,32 @@ pub async fn receive(fleet: Arc<Fleet>, delivery: Arc<Delivery>) {
             match rmp_serde::from_slice::<Entry>(&payload) {
                 Ok(e) if e.node == fleet.node => {}
                 Ok(e) => {
-                    apply(&delivery, e.changes, now_ms());
+                    let Some(app) = app.upgrade() else { return };
+                    for ids in apply(&app.delivery, e.changes, now_ms()) {
+                        // Erased here as if asked here: logged, indexed for the
+                        // readers' redaction, consent removed.
+                        let erased = crate::http::profiles::erase_here(&app, &ids).await;
+                        if let Err(e) = erased {
+                            tracing::error!(error = ?e, "could not log another node's erasure here; the profiles are forgotten, this node's log is not redacted for them");
+                        }
+                    }
                     let lag = (now_ms() - e.sent_ms).max(0);
                     fleet.metrics.replication_lag_ms.set(lag);
                 }
                 Err(e) => tracing::warn!(error = %e, "skipped an unreadable fleet change"),
             }
         }
+        *fleet.applied.lock().unwrap_or_else(|p| p.into_inner()) = last.clone();
         if !full {
             tokio::time::sleep(fleet.interval()).await;
         }
     }
 }
 
-/// Applies changes made on another node to this node's graph and profile memory.
-pub fn apply(delivery: &Delivery, changes: Vec<Change>, now_ms: i64) {
+/// Applies changes made on another node to this node's graph and profile memory;
+/// returns the erasures, which the caller completes (they write to the log).
+pub fn apply(delivery: &Delivery, changes: Vec<Change>, now_ms: i64) -> Vec<Vec<IdHash>> {
+    let mut erasures = Vec::new();
     for change in changes {
         match change {
             Change::Decided { ids, served, at } => {
@@ -216,9 +230,11 @@ pub fn apply(delivery: &Delivery, changes: Vec<Change>, now_ms: i64) {
             Change::Erased { ids } => {
                 let ids: Vec<IdHash> = ids.iter().map(unwire).collect();
                 delivery.erase(&ids);
+                erasures.push(ids);
             }
         }
     }
+    erasures
 }
 
 /// The (id, `d` field) pairs of an `XREAD` reply for one stream.

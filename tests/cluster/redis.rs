@@ -278,7 +278,19 @@ async fn a_restarted_node_resumes_the_fleets_changes_where_its_checkpoint_ends()
     let card = json!({"loyalty_id": "L-5"});
     let (_, d) = fleet.decide(0, &request("R-1", card.clone())).await;
     assert!(shows(&d, "capped"));
-    // Erased on node 0, which node 1 applies too ...
+    // Node 1 learns the shopper, then the erasure on node 0, which it applies too ...
+    eventually(
+        Duration::from_secs(5),
+        "node 1 learnt the shopper",
+        || async {
+            fleet
+                .call(1, "GET", "/v1/profiles?loyalty_id=L-5", None)
+                .await
+                .0
+                == 200
+        },
+    )
+    .await;
     let (status, _) = fleet
         .call(
             0,

@@ -11,7 +11,8 @@
 //! spend cannot pass the budget either (cpm exactly; a cpc click can cost more than it
 //! reserved, as on one node).
 //!
-//! This task tops leases up every `sync_interval_ms`, as soon as less than half a
+//! A task tops leases up every `sync_interval_ms` (one pipeline per round for all
+//! campaigns), as soon as less than half a
 //! slice is left, so a busy node does not run dry between two ticks; it gives back
 //! what a node did not use when a day ends (to the total), when a campaign is gone,
 //! and at shutdown. Reservations still outstanding are not given back: their
@@ -70,8 +71,20 @@ struct Held {
     quiet_until: Option<Instant>,
 }
 
+/// A lease to ask the fleet for.
+struct Ask {
+    live: Arc<crate::delivery::CampaignLive>,
+    id: Arc<str>,
+    day: i32,
+    daily: i64,
+    total: i64,
+}
+
+/// Keeps every budgeted campaign's lease topped up, one round per interval. Each
+/// round asks Redis in a few pipelines (one for every lease to top up, one for the
+/// spend figures every few rounds), not one round trip per campaign, so a round stays
+/// short with thousands of campaigns.
 pub async fn keep(fleet: Arc<Fleet>, app: Weak<App>) {
-    let script = redis::Script::new(LEASE);
     let mut held: HashMap<Arc<str>, Held> = HashMap::new();
     let mut tick = tokio::time::interval(fleet.interval().max(Duration::from_millis(5)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -84,10 +97,13 @@ pub async fn keep(fleet: Arc<Fleet>, app: Weak<App>) {
         }
         let Some(app) = app.upgrade() else { return };
         n = n.wrapping_add(1);
+        let spend_round = n % SPEND_EVERY == 1;
         let now = app.clock.now_ms();
         let snap = app.snapshot.load_full();
         let budgets = &app.delivery.budgets;
         let mut balance = 0;
+        let mut asks = Vec::new();
+        let mut spends = Vec::new();
         for c in snap.campaigns() {
             let (daily, total) = (c.doc.budget.daily, c.doc.budget.total);
             if daily.is_none() && total.is_none() {
@@ -97,14 +113,13 @@ pub async fn keep(fleet: Arc<Fleet>, app: Weak<App>) {
             let (today, _) = app.ledger.spent(&c.id, day);
             let reserved = budgets.reserved(&c.live, now);
             let h = held.entry(c.id.clone()).or_default();
-            let mut lease = match budgets.lease(&c.live) {
+            let lease = match budgets.lease(&c.live) {
                 Some(l) if l.day == day => l,
                 old => {
                     if let Some(old) = old {
                         // A new day: what yesterday's lease left goes back to the total.
                         let (then, _) = app.ledger.spent(&c.id, old.day);
-                        let unused = old.left(then, 0);
-                        give_back(&fleet, &c.id, None, unused).await;
+                        give_back(&fleet, &c.id, None, old.left(then, 0)).await;
                     }
                     let fresh = Lease {
                         day,
@@ -117,44 +132,28 @@ pub async fn keep(fleet: Arc<Fleet>, app: Weak<App>) {
                     fresh
                 }
             };
-            if n % SPEND_EVERY == 1 {
-                if let Some(others) = fleet_spend(&fleet, &c.id, day, today).await {
-                    lease.others_today = others;
-                    budgets.set_lease(&c.live, Some(lease));
-                }
+            if spend_round {
+                spends.push((c.live.clone(), c.id.clone(), day, today));
             }
             let left = lease.left(today, reserved);
             balance += left.max(0);
             let low = h.slice == 0 || left < h.slice / 2;
             let quiet = h.quiet_until.is_some_and(|t| Instant::now() < t);
-            if !low || quiet {
-                continue;
+            if low && !quiet {
+                asks.push(Ask {
+                    live: c.live.clone(),
+                    id: c.id.clone(),
+                    day,
+                    daily: daily.map_or(-1, |m| m.0),
+                    total: total.map_or(-1, |m| m.0),
+                });
             }
-            let mut inv = script.prepare_invoke();
-            inv.key(fleet.key(&format!("budget:{}:day:{day}", c.id)))
-                .key(fleet.key(&format!("budget:{}:total", c.id)))
-                .arg(daily.map_or(-1, |m| m.0))
-                .arg(total.map_or(-1, |m| m.0))
-                .arg(fleet.settings.lease_percent)
-                .arg(fleet.settings.lease_min_micros)
-                .arg(DAY_KEY_TTL_SECS);
-            match fleet.conn.script::<(i64, i64)>(&inv).await {
-                Ok((granted, _)) if granted > 0 => {
-                    // Re-read: only this task writes leases, but the spend read above
-                    // may be a tick old; the grant adds to whatever is there now.
-                    let mut l = budgets.lease(&c.live).unwrap_or(lease);
-                    l.granted += granted;
-                    budgets.set_lease(&c.live, Some(l));
-                    h.slice = granted;
-                    h.quiet_until = None;
-                    fleet.metrics.lease_refills.inc();
-                    balance += granted;
-                }
-                Ok(_) => h.quiet_until = Some(Instant::now() + RETRY_SPENT),
-                Err(e) => {
-                    tracing::debug!(error = %e, campaign = %c.id, "cannot top up a budget lease")
-                }
-            }
+        }
+        if !spends.is_empty() {
+            fleet_spend(&fleet, budgets, &spends).await;
+        }
+        if !asks.is_empty() {
+            balance += take_leases(&fleet, budgets, &asks, &mut held).await;
         }
         fleet.metrics.lease_balance.set(balance);
         // Campaigns gone from the snapshot give back what they held.
@@ -173,6 +172,54 @@ pub async fn keep(fleet: Arc<Fleet>, app: Weak<App>) {
             }
         }
     }
+}
+
+/// Asks for one slice per campaign in `asks`, in one pipeline (each script atomic on
+/// its own), and adds what was granted to the leases. Returns the micros granted.
+async fn take_leases(
+    fleet: &Fleet,
+    budgets: &crate::delivery::budget::Budgets,
+    asks: &[Ask],
+    held: &mut HashMap<Arc<str>, Held>,
+) -> i64 {
+    let mut pipe = redis::pipe();
+    for a in asks {
+        pipe.cmd("EVAL")
+            .arg(LEASE)
+            .arg(2)
+            .arg(fleet.key(&format!("budget:{}:day:{}", a.id, a.day)))
+            .arg(fleet.key(&format!("budget:{}:total", a.id)))
+            .arg(a.daily)
+            .arg(a.total)
+            .arg(fleet.settings.lease_percent)
+            .arg(fleet.settings.lease_min_micros)
+            .arg(DAY_KEY_TTL_SECS);
+    }
+    let grants: Vec<(i64, i64)> = match fleet.conn.pipeline(&pipe).await {
+        Ok(g) => g,
+        Err(e) => {
+            tracing::debug!(error = %e, campaigns = asks.len(), "cannot top up budget leases");
+            return 0;
+        }
+    };
+    let mut total = 0;
+    for (a, (granted, _)) in asks.iter().zip(grants) {
+        let h = held.entry(a.id.clone()).or_default();
+        if granted <= 0 {
+            h.quiet_until = Some(Instant::now() + RETRY_SPENT);
+            continue;
+        }
+        // Only this task writes leases; the grant adds to what is there now.
+        if let Some(mut l) = budgets.lease(&a.live).filter(|l| l.day == a.day) {
+            l.granted += granted;
+            budgets.set_lease(&a.live, Some(l));
+        }
+        h.slice = granted;
+        h.quiet_until = None;
+        fleet.metrics.lease_refills.inc();
+        total += granted;
+    }
+    total
 }
 
 /// Gives back every lease's unused part (reservations kept): a graceful stop.
@@ -211,22 +258,39 @@ async fn give_back(fleet: &Fleet, campaign: &str, day: Option<i32>, amount: i64)
     }
 }
 
-/// Publishes this node's spend today and returns the other nodes' sum.
-async fn fleet_spend(fleet: &Fleet, campaign: &str, day: i32, mine: i64) -> Option<i64> {
-    let key = fleet.key(&format!("spend:{campaign}:day:{day}"));
+/// Publishes this node's spend today for each campaign in `spends` and notes the
+/// other nodes' sum in its lease (even pacing), in one pipeline.
+async fn fleet_spend(
+    fleet: &Fleet,
+    budgets: &crate::delivery::budget::Budgets,
+    spends: &[(Arc<crate::delivery::CampaignLive>, Arc<str>, i32, i64)],
+) {
     let mut pipe = redis::pipe();
-    pipe.cmd("HSET")
-        .arg(&key)
-        .arg(fleet.node)
-        .arg(mine)
-        .ignore();
-    pipe.cmd("EXPIRE").arg(&key).arg(DAY_KEY_TTL_SECS).ignore();
-    pipe.cmd("HGETALL").arg(&key);
-    let (all,): (HashMap<u64, i64>,) = fleet.conn.pipeline(&pipe).await.ok()?;
-    Some(
-        all.iter()
+    for (_, id, day, mine) in spends {
+        let key = fleet.key(&format!("spend:{id}:day:{day}"));
+        pipe.cmd("HSET")
+            .arg(&key)
+            .arg(fleet.node)
+            .arg(*mine)
+            .ignore();
+        pipe.cmd("EXPIRE").arg(&key).arg(DAY_KEY_TTL_SECS).ignore();
+        pipe.cmd("HGETALL").arg(&key);
+    }
+    let all: Vec<HashMap<u64, i64>> = match fleet.conn.pipeline(&pipe).await {
+        Ok(all) => all,
+        Err(e) => {
+            tracing::debug!(error = %e, "cannot share this node's spend");
+            return;
+        }
+    };
+    for ((live, _, day, _), by_node) in spends.iter().zip(all) {
+        let others = (by_node.iter())
             .filter(|(node, _)| **node != fleet.node)
             .map(|(_, v)| *v)
-            .sum(),
-    )
+            .sum();
+        if let Some(mut l) = budgets.lease(live).filter(|l| l.day == *day) {
+            l.others_today = others;
+            budgets.set_lease(live, Some(l));
+        }
+    }
 }

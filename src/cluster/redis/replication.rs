@@ -188,12 +188,22 @@ pub async fn receive(fleet: Arc<Fleet>, app: Weak<App>) {
                 Ok(e) if e.node == fleet.node => {}
                 Ok(e) => {
                     let Some(app) = app.upgrade() else { return };
-                    for ids in apply(&app.delivery, e.changes, now_ms()) {
-                        // Erased here as if asked here: logged, indexed for the
-                        // readers' redaction, consent removed.
-                        let erased = crate::http::profiles::erase_here(&app, &ids).await;
-                        if let Err(e) = erased {
-                            tracing::error!(error = ?e, "could not log another node's erasure here; the profiles are forgotten, this node's log is not redacted for them");
+                    // In order: a link made after an erasure must survive it.
+                    for change in e.changes {
+                        match change {
+                            Change::Decided { ids, served, at } => {
+                                let ids: Vec<IdHash> = ids.iter().map(unwire).collect();
+                                apply(&app.delivery, &ids, &served, at, now_ms());
+                            }
+                            Change::Erased { ids } => {
+                                // Erased here as if asked here: forgotten, logged,
+                                // indexed for the readers' redaction, consent removed.
+                                let ids: Vec<IdHash> = ids.iter().map(unwire).collect();
+                                let erased = crate::http::profiles::erase_here(&app, &ids).await;
+                                if let Err(e) = erased {
+                                    tracing::error!(error = ?e, "could not log another node's erasure here; the profiles are forgotten, this node's log is not redacted for them");
+                                }
+                            }
                         }
                     }
                     let lag = (now_ms() - e.sent_ms).max(0);
@@ -209,32 +219,18 @@ pub async fn receive(fleet: Arc<Fleet>, app: Weak<App>) {
     }
 }
 
-/// Applies changes made on another node to this node's graph and profile memory;
-/// returns the erasures, which the caller completes (they write to the log).
-pub fn apply(delivery: &Delivery, changes: Vec<Change>, now_ms: i64) -> Vec<Vec<IdHash>> {
-    let mut erasures = Vec::new();
-    for change in changes {
-        match change {
-            Change::Decided { ids, served, at } => {
-                let ids: Vec<IdHash> = ids.iter().map(unwire).collect();
-                let Some(linked) = delivery.link(&ids) else {
-                    continue;
-                };
-                for (campaign, keep) in served {
-                    // An offer older than its cap window no longer counts anywhere.
-                    if at + keep > now_ms {
-                        (delivery.profiles).served(linked.profile.0, campaign, at, keep);
-                    }
-                }
-            }
-            Change::Erased { ids } => {
-                let ids: Vec<IdHash> = ids.iter().map(unwire).collect();
-                delivery.erase(&ids);
-                erasures.push(ids);
-            }
+/// Applies a decision made on another node to this node's graph and profile memory:
+/// link the identifiers, then count the capped offers served.
+pub fn apply(delivery: &Delivery, ids: &[IdHash], served: &[(u64, i64)], at: i64, now_ms: i64) {
+    let Some(linked) = delivery.link(ids) else {
+        return;
+    };
+    for &(campaign, keep) in served {
+        // An offer older than its cap window no longer counts anywhere.
+        if at + keep > now_ms {
+            (delivery.profiles).served(linked.profile.0, campaign, at, keep);
         }
     }
-    erasures
 }
 
 /// The (id, `d` field) pairs of an `XREAD` reply for one stream.

@@ -486,7 +486,10 @@ impl App {
         // In a fleet: the other nodes' changes applied so far, read before the graph
         // and profiles are saved, so those hold at least everything up to it.
         #[cfg(feature = "redis")]
-        let fleet_position = self.fleet.get().map(|f| f.stream_position());
+        let fleet_position = match self.fleet.get() {
+            Some(f) => Some(f.stream_position().await),
+            None => None,
+        };
         #[cfg(not(feature = "redis"))]
         let fleet_position: Option<String> = None;
         tokio::task::spawn_blocking(move || -> std::io::Result<()> {

@@ -10,7 +10,8 @@
 //! that cost one `OnceLock` read when unset. With the `redis` cargo feature and a
 //! `[redis]` section (see [`RedisSettings`]), [`redis`] plugs in behind them:
 //!
-//! - [`Replication`]: what a decision linked and served, and what an erasure forgot,
+//! - [`Replication`]: what a decision linked and served, what a purchase suppresses,
+//!   and what an erasure forgot,
 //!   sent to every other node (a Redis Stream), which applies it to its own identity
 //!   graph and per-profile memory. Decisions never wait for it.
 //! - budget leases ([`crate::delivery::budget::Lease`]): each node admits offers
@@ -31,6 +32,10 @@ pub trait Replication: Send + Sync {
     /// A decision with personalisation consent linked `ids` and served the campaigns
     /// in `served` (campaign id hash, its longest cap window in ms) at `at_ms`.
     fn decided(&self, ids: &[IdHash], served: &[(u64, i64)], at_ms: i64);
+
+    /// A purchase by the person behind `ids` at `at_ms`, of items with these keys
+    /// (see [`crate::delivery::profiles::item_keys`]): suppression on every node.
+    fn purchased(&self, ids: &[IdHash], at_ms: i64, items: &[u64]);
 
     /// An erasure forgot `ids` and every profile holding them.
     fn erased(&self, ids: &[IdHash]);

@@ -159,6 +159,37 @@ async fn a_node_that_joins_late_catches_up_and_erasures_reach_every_node() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_purchase_posted_to_one_node_suppresses_the_offer_on_the_others() {
+    let crunchy = campaign(
+        "crunchy",
+        json!({"conversion": {"skus": [], "categories": [], "brands": ["Crunchy"]},
+            "targeting": {"placements": ["order_confirmation"], "exclude_purchasers_days": 30}}),
+    );
+    let fleet = Fleet::start(2, &[crunchy]);
+    let web = request("S-1", json!({"email_sha256": "ab".repeat(32)}));
+    assert!(shows(&fleet.preview(1, &web).await.1, "crunchy"));
+    // At the till, through node 0: the loyalty card and the same e-mail, buying the brand.
+    let pos = json!({
+        "order_id": "POS-9", "type": "purchase", "channel": "in_store", "store_id": "store-042",
+        "total": 9.98, "currency": "USD",
+        "customer": {"ids": {"loyalty_id": "L-9", "email_sha256": "AB".repeat(32)}},
+        "items": [{"sku": "SKU-77", "category": "grocery/snacks", "brand": "Crunchy",
+            "price": 4.99, "quantity": 2}]
+    });
+    assert_eq!(fleet.post(0, "/v1/conversions", &pos, true).await.0, 202);
+    let took = eventually(Duration::from_secs(5), "suppressed on node 1", || async {
+        !shows(&fleet.preview(1, &web).await.1, "crunchy")
+    })
+    .await;
+    println!("suppression propagation: {} ms", took.as_millis());
+    let other = request("S-2", json!({"email_sha256": "cd".repeat(32)}));
+    assert!(
+        shows(&fleet.decide(1, &other).await.1, "crunchy"),
+        "others still are"
+    );
+}
+
 /// What the log of every node charged `campaign`, in micros.
 async fn charged(fleet: &Fleet, campaign: &str) -> i64 {
     let mut total = 0.0;

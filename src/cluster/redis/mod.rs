@@ -84,8 +84,10 @@ pub struct Fleet {
     /// under it: no lease is topped up after the stop gave the leases back.
     leasing: tokio::sync::Mutex<()>,
     stopping: std::sync::atomic::AtomicBool,
-    /// The last entry of the stream of changes applied here.
+    /// The last entry of the stream of changes applied here (or being applied, while
+    /// `applying` is held).
     applied: std::sync::Mutex<String>,
+    applying: tokio::sync::Mutex<()>,
 }
 
 impl Fleet {
@@ -115,6 +117,7 @@ impl Fleet {
             leasing: tokio::sync::Mutex::new(()),
             stopping: std::sync::atomic::AtomicBool::new(false),
             applied: std::sync::Mutex::new(position.unwrap_or_else(|| "0-0".to_string())),
+            applying: tokio::sync::Mutex::new(()),
         });
         let (outbox, rx) = replication::Outbox::new(fleet.metrics.replication_dropped.clone());
         // Set once, at start: only this fleet ever replicates for this server.
@@ -126,8 +129,11 @@ impl Fleet {
         Ok(fleet)
     }
 
-    /// The last entry of the stream of changes applied here, for checkpoints.
-    pub fn stream_position(&self) -> String {
+    /// The last entry of the stream of changes applied here, for checkpoints: waits
+    /// for an entry being applied (an erasure writes to the log) to be done, so the
+    /// graph and profiles saved afterwards hold everything up to the position.
+    pub async fn stream_position(&self) -> String {
+        let _applying = self.applying.lock().await;
         self.applied
             .lock()
             .unwrap_or_else(|p| p.into_inner())

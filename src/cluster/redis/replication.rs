@@ -1,6 +1,6 @@
-//! Frequency caps and identity links across the fleet: every node tells the others
-//! what its decisions linked and served, and what its erasures forgot, through one
-//! Redis Stream.
+//! Frequency caps, purchase suppression and identity links across the fleet: every
+//! node tells the others what its decisions linked and served, what its conversions
+//! bought, and what its erasures forgot, through one Redis Stream.
 //!
 //! The decision path only queues ([`Outbox`], a bounded channel: never waits). Every
 //! `sync_interval_ms` a task sends what queued as one stream entry (`XADD … MAXLEN ~`),
@@ -64,6 +64,12 @@ pub enum Change {
     },
     /// An erasure forgot these identifiers and the profiles holding them.
     Erased { ids: Vec<WireId> },
+    /// The person behind `ids` bought items with these keys at `at` (suppression).
+    Purchased {
+        ids: Vec<WireId>,
+        at: i64,
+        items: Vec<u64>,
+    },
 }
 
 /// One stream entry.
@@ -99,6 +105,14 @@ impl Replication for Outbox {
             ids: ids.iter().map(wire).collect(),
             served: served.to_vec(),
             at: at_ms,
+        });
+    }
+
+    fn purchased(&self, ids: &[IdHash], at_ms: i64, items: &[u64]) {
+        self.push(Change::Purchased {
+            ids: ids.iter().map(wire).collect(),
+            at: at_ms,
+            items: items.to_vec(),
         });
     }
 
@@ -162,7 +176,7 @@ pub async fn send(fleet: Arc<Fleet>, mut rx: mpsc::Receiver<Change>) {
 /// server is gone.
 pub async fn receive(fleet: Arc<Fleet>, app: Weak<App>) {
     let stream = fleet.key("changes");
-    let mut last = fleet.stream_position();
+    let mut last = fleet.stream_position().await;
     loop {
         let mut cmd = redis::cmd("XREAD");
         cmd.arg("COUNT")
@@ -180,7 +194,10 @@ pub async fn receive(fleet: Arc<Fleet>, app: Weak<App>) {
         };
         let full = entries.len() >= READ_COUNT;
         for (id, payload) in entries {
+            // An entry is applied whole before a checkpoint may record it as applied.
+            let _applying = fleet.applying.lock().await;
             last = id;
+            *fleet.applied.lock().unwrap_or_else(|p| p.into_inner()) = last.clone();
             if payload.is_empty() {
                 continue;
             }
@@ -194,6 +211,13 @@ pub async fn receive(fleet: Arc<Fleet>, app: Weak<App>) {
                             Change::Decided { ids, served, at } => {
                                 let ids: Vec<IdHash> = ids.iter().map(unwire).collect();
                                 apply(&app.delivery, &ids, &served, at, now_ms());
+                            }
+                            Change::Purchased { ids, at, items } => {
+                                let ids: Vec<IdHash> = ids.iter().map(unwire).collect();
+                                if let Some(linked) = app.delivery.link(&ids) {
+                                    let p = linked.profile.0;
+                                    app.delivery.profiles.purchased(p, at, items);
+                                }
                             }
                             Change::Erased { ids } => {
                                 // Erased here as if asked here: forgotten, logged,
@@ -212,7 +236,6 @@ pub async fn receive(fleet: Arc<Fleet>, app: Weak<App>) {
                 Err(e) => tracing::warn!(error = %e, "skipped an unreadable fleet change"),
             }
         }
-        *fleet.applied.lock().unwrap_or_else(|p| p.into_inner()) = last.clone();
         if !full {
             tokio::time::sleep(fleet.interval()).await;
         }

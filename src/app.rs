@@ -84,6 +84,9 @@ pub struct App {
     hasher: IdentityHasher,
     /// Where a generated admin key was written, to tell the operator.
     pub admin_key_file: Option<PathBuf>,
+    /// The fleet this node shares budgets, caps, links and stock with (`[redis]`).
+    #[cfg(feature = "redis")]
+    pub fleet: std::sync::OnceLock<Arc<crate::cluster::redis::Fleet>>,
     ready: AtomicBool,
 }
 
@@ -141,6 +144,11 @@ impl App {
             max_profile_size: config.max_profile_identifiers,
         };
         let mut delivery = Delivery::new(config.reservation_ttl_secs as i64 * 1000, graph_config);
+        if config.redis.is_some() {
+            // A fleet shares budgets: admit only within this node's lease.
+            delivery.budgets =
+                crate::delivery::budget::Budgets::leased(config.reservation_ttl_secs as i64 * 1000);
+        }
         let checkpoints = data.join("checkpoint");
         let graph_path = checkpoints.join("identity.bin");
         match std::fs::File::open(&graph_path) {
@@ -253,6 +261,8 @@ impl App {
             faults,
             hasher,
             admin_key_file,
+            #[cfg(feature = "redis")]
+            fleet: std::sync::OnceLock::new(),
             ready: AtomicBool::new(false),
         };
         let recovered = app.folder.recover().map_err(io(
@@ -275,8 +285,27 @@ impl App {
                 path: config.campaigns.clone(),
                 source: std::io::Error::other(e),
             })?;
+        let app = Arc::new(app);
+        #[cfg(feature = "redis")]
+        if let Some(settings) = &config.redis {
+            let node_path = data.join("cluster-node");
+            let node = crate::cluster::redis::node_id(&node_path)
+                .map_err(io("cannot read or create", &node_path))?;
+            // Resume the fleet's changes where the checkpoint's graph and profiles end.
+            let position = std::fs::read_to_string(checkpoints.join(FLEET_POSITION))
+                .ok()
+                .map(|p| p.trim().to_string())
+                .filter(|p| !p.is_empty());
+            let fleet = crate::cluster::redis::Fleet::start(&app, settings, node, position);
+            let fleet = fleet.map_err(|e| StartError::Io {
+                what: "cannot use the Redis of",
+                path: PathBuf::from("[redis] url"),
+                source: std::io::Error::other(e.to_string()),
+            })?;
+            let _ = app.fleet.set(fleet);
+        }
         app.ready.store(true, Ordering::SeqCst);
-        Ok(Arc::new(app))
+        Ok(app)
     }
 
     /// Applies the stock in `path` (config `inventory_seed`) to the SKUs and locations
@@ -454,9 +483,22 @@ impl App {
         // purchases is idempotent.
         let dir = self.config.data.join("checkpoint");
         let delivery = self.delivery.clone();
+        // In a fleet: the other nodes' changes applied so far, read before the graph
+        // and profiles are saved, so those hold at least everything up to it.
+        #[cfg(feature = "redis")]
+        let fleet_position = match self.fleet.get() {
+            Some(f) => Some(f.stream_position().await),
+            None => None,
+        };
+        #[cfg(not(feature = "redis"))]
+        let fleet_position: Option<String> = None;
         tokio::task::spawn_blocking(move || -> std::io::Result<()> {
             secrets::write_atomic_with(&dir.join("identity.bin"), |w| delivery.graph.save(w))?;
-            secrets::write_atomic(&dir.join("profiles.bin"), &delivery.profiles.save())
+            secrets::write_atomic(&dir.join("profiles.bin"), &delivery.profiles.save())?;
+            if let Some(position) = fleet_position {
+                secrets::write_atomic(&dir.join(FLEET_POSITION), position.as_bytes())?;
+            }
+            Ok(())
         })
         .await
         .map_err(|e| e.to_string())?
@@ -508,6 +550,10 @@ impl App {
 
     /// Flushes the log and writes a final checkpoint: the last step of a graceful stop.
     pub async fn shut_down(&self) {
+        #[cfg(feature = "redis")]
+        if let Some(fleet) = self.fleet.get() {
+            fleet.shut_down(self).await;
+        }
         if let Err(e) = self.log.flush().await {
             tracing::error!(error = %e, "final flush of the exposure log failed");
         }
@@ -520,6 +566,10 @@ impl App {
         self.ready.load(Ordering::SeqCst)
     }
 }
+
+/// In the checkpoint folder: the last entry of the fleet's stream of changes that the
+/// checkpoint's graph and profiles include (see [`crate::cluster`]).
+pub const FLEET_POSITION: &str = "fleet-stream-position";
 
 /// The loaded campaigns, as replaying the log asks about them.
 struct Loaded<'a>(&'a App);

@@ -205,6 +205,9 @@ pub struct Config {
     /// `[nats]`: the exposure log and campaign changes shared on NATS JetStream (a
     /// fleet; see [`crate::cluster`]). `None`: this node stands alone.
     pub nats: Option<crate::cluster::NatsConfig>,
+    /// Shared state across a fleet of nodes (`[redis]`); `None` runs the node on its
+    /// own, with everything in process and in files.
+    pub redis: Option<crate::cluster::RedisSettings>,
 }
 
 impl Default for Config {
@@ -258,6 +261,7 @@ impl Default for Config {
             inventory_seed: None,
             placements: BTreeMap::new(),
             nats: None,
+            redis: None,
         }
     }
 }
@@ -322,6 +326,7 @@ impl fmt::Debug for Config {
             .field("placements", &self.placements)
             // The URL may carry a user and password.
             .field("nats", &self.nats.as_ref().map(|n| (&n.stream, &n.node_id)))
+            .field("redis", &self.redis)
             .finish()
     }
 }
@@ -513,6 +518,9 @@ const SETTINGS: &[&str] = &[
     "default_consent.personalization", "default_consent.measurement", "trusted_proxies",
     "cors_allowed_origins", "demo", "inventory_seed",
     "nats.url", "nats.stream", "nats.node_id", "nats.ack_wait_ms",
+    "redis.url", "redis.key_prefix", "redis.timeout_ms", "redis.sync_interval_ms",
+    "redis.lease_percent", "redis.lease_min_micros", "redis.stream_max_len",
+    "redis.stock_refresh_ms",
 ];
 
 fn env_var(key: &str) -> String {
@@ -812,6 +820,7 @@ impl<'a> Resolver<'a> {
             inventory_seed: None,
             placements: self.placements(),
             nats: self.nats(),
+            redis: self.redis(),
         };
         // The default seed is the campaign set's own, used only when it ships one; a
         // seed named explicitly must exist ("" seeds nothing).
@@ -895,6 +904,49 @@ impl<'a> Resolver<'a> {
             node_id,
             ack_wait_ms,
         })
+    }
+
+    /// The `[redis]` section: off unless `redis.url` is set; its other keys are checked
+    /// either way, so a typo is found before the day Redis is switched on.
+    fn redis(&mut self) -> Option<crate::cluster::RedisSettings> {
+        use crate::cluster::RedisSettings as R;
+        let d = R::default();
+        let url = self.get("redis.url", String::new(), parse_redis_url);
+        let settings = R {
+            url: url.clone(),
+            key_prefix: self.get("redis.key_prefix", d.key_prefix, |v| match as_str(v)? {
+                p if p.len() > 64 || p.chars().any(|c| c.is_whitespace()) => {
+                    Err("must be at most 64 characters, without spaces".to_string())
+                }
+                p => Ok(p.to_string()),
+            }),
+            timeout_ms: self.get("redis.timeout_ms", d.timeout_ms, |v| in_range(v, 60_000)),
+            sync_interval_ms: self.get("redis.sync_interval_ms", d.sync_interval_ms, |v| {
+                in_range(v, 10_000)
+            }),
+            lease_percent: self.get("redis.lease_percent", d.lease_percent, |v| in_range(v, 100)),
+            lease_min_micros: self.get("redis.lease_min_micros", d.lease_min_micros, |v| {
+                in_range(v, 1_000_000_000_000)
+            }),
+            stream_max_len: self.get("redis.stream_max_len", d.stream_max_len, |v| {
+                in_range(v, 1_000_000_000)
+            }),
+            stock_refresh_ms: self.get("redis.stock_refresh_ms", d.stock_refresh_ms, |v| {
+                in_range(v, 60_000)
+            }),
+        };
+        if url.is_empty() {
+            return None;
+        }
+        if !cfg!(feature = "redis") {
+            let source = self.candidates("redis.url").first().map(|(s, _)| s.clone());
+            let message = "this build has no Redis support: build with `--features redis`";
+            let source = source.unwrap_or_else(|| self.file_source.clone());
+            self.errors
+                .push(ConfigError::new(&source, "redis.url", message));
+            return None;
+        }
+        Some(settings)
     }
 
     fn placements(&mut self) -> BTreeMap<String, PlacementRules> {
@@ -1136,6 +1188,22 @@ fn parse_secret(value: Val<'_>) -> Parsed<[u8; 32]> {
         *byte = (digit(pair[0])? * 16 + digit(pair[1])?) as u8;
     }
     Ok(secret)
+}
+
+/// A Redis URL (`redis://`, `rediss://` or `unix://`); empty leaves Redis off. Never
+/// quoted back: it may carry a password.
+fn parse_redis_url(value: Val<'_>) -> Parsed<String> {
+    let url = as_str(value)?.trim();
+    let schemes = ["redis://", "rediss://", "unix://", "redis+unix://"];
+    if url.is_empty()
+        || schemes
+            .iter()
+            .any(|s| url.starts_with(s) && url.len() > s.len())
+    {
+        Ok(url.to_string())
+    } else {
+        Err("expected a URL like redis://host:6379/0 (redis://, rediss:// or unix://)".to_string())
+    }
 }
 
 fn parse_log_format(value: Val<'_>) -> Parsed<LogFormat> {
@@ -1741,5 +1809,39 @@ mod tests {
         let errors = errors_of(from_toml_str("inventory_seed = \"/nonexistent/seed.json\""));
         assert_eq!(keys(&errors), [(INLINE_SOURCE, "inventory_seed")]);
         assert!(errors.to_string().contains("no such file"), "{errors}");
+    }
+
+    #[test]
+    fn the_redis_section_is_off_by_default_and_checked_whole() {
+        assert_eq!(Config::default().redis, None);
+        assert_eq!(from_toml_str("").expect("valid").redis, None);
+        // Its other keys are checked even while it is off.
+        let errors = errors_of(from_toml_str(
+            "[redis]\nurl = \"http://x\"\nlease_percent = 0\ntimeout_ms = \"soon\"\nleases = 3",
+        ));
+        assert_eq!(
+            keys(&errors),
+            [
+                (INLINE_SOURCE, "redis.leases"),
+                (INLINE_SOURCE, "redis.url"),
+                (INLINE_SOURCE, "redis.timeout_ms"),
+                (INLINE_SOURCE, "redis.lease_percent"),
+            ]
+        );
+        let secret = "[redis]\nurl = \"redis://:hunter2@cache:6379/0\"";
+        if cfg!(feature = "redis") {
+            let r = from_toml_str(secret).expect("valid").redis.expect("on");
+            assert_eq!(r.url, "redis://:hunter2@cache:6379/0");
+            assert_eq!(r.key_prefix, "aftercart:");
+            assert!(!format!("{r:?}").contains("hunter2"), "never printed");
+            let env = env(&[("AFTERCART_REDIS_URL", "redis://localhost/")]);
+            let r = load(&Overrides::default(), &env).expect("valid").redis;
+            assert_eq!(r.expect("on").url, "redis://localhost/");
+        } else {
+            let errors = errors_of(from_toml_str(secret));
+            assert_eq!(keys(&errors), [(INLINE_SOURCE, "redis.url")]);
+            assert!(errors.to_string().contains("--features redis"), "{errors}");
+            assert!(!errors.to_string().contains("hunter2"));
+        }
     }
 }

@@ -22,6 +22,10 @@
 //! A SKU never reported counts as in stock everywhere (the retailer does not manage it
 //! here) but is not purchasable. A SKU reported somewhere but not at a location is out
 //! of stock there: the retailer manages it, and reported none.
+//!
+//! In a fleet whose stock is shared (see [`crate::cluster`]), the shared store holds
+//! the levels and purchases take from it; decisions then read the copy of the fleet's
+//! levels set by [`Inventory::set_fleet_levels`] instead of the local reports and sales.
 
 use crate::exposure::storage::{
     Faults, LogError, LogReader, SegmentWriter, delete_segments_before, encode_frame,
@@ -172,11 +176,16 @@ struct Snapshot {
     reports: Vec<StockUpdate>,
 }
 
+/// The fleet's stock levels: SKU → location → units left.
+pub type FleetLevels = HashMap<Box<str>, HashMap<Box<str>, i64>>;
+
 pub struct Inventory {
     /// SKU → location → stock. Per-SKU entries so that one entry lock makes a purchase
     /// atomic; SKUs come from clients, so the map keeps DashMap's seeded hasher.
     skus: DashMap<Box<str>, HashMap<Box<str>, Stock>>,
     journal: Mutex<Journal>,
+    /// With shared stock: the fleet's levels as last read, which availability follows.
+    fleet: arc_swap::ArcSwapOption<FleetLevels>,
 }
 
 struct Journal {
@@ -197,6 +206,7 @@ impl Inventory {
                 dir: dir.to_path_buf(),
                 writer,
             }),
+            fleet: arc_swap::ArcSwapOption::empty(),
         };
         let mut from = 0;
         match std::fs::read(snapshot_path(dir)) {
@@ -293,6 +303,13 @@ impl Inventory {
 
     /// Whether the SKU can be offered at `location`, and how many are left.
     pub fn availability(&self, sku: &str, location: &str) -> Availability {
+        if let Some(fleet) = &*self.fleet.load() {
+            return match fleet.get(sku).map(|l| l.get(location)) {
+                None => Availability::Unmanaged,
+                Some(Some(&n)) if n > 0 => Availability::InStock(n),
+                Some(_) => Availability::OutOfStock,
+            };
+        }
         if self.skus.is_empty() {
             return Availability::Unmanaged;
         }
@@ -303,6 +320,11 @@ impl Inventory {
             Some(n) if n > 0 => Availability::InStock(n),
             _ => Availability::OutOfStock,
         }
+    }
+
+    /// Replaces the copy of the fleet's levels that availability follows from now on.
+    pub fn set_fleet_levels(&self, levels: FleetLevels) {
+        self.fleet.store(Some(Arc::new(levels)));
     }
 
     /// Quantity left per location of a reported SKU (`None` if never reported).

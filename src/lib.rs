@@ -36,6 +36,8 @@
 //! - [`http`]: the server, routing, codecs (JSON, MessagePack), errors, CORS for the
 //!   public endpoints, and the checkout SDK and demo page it serves.
 //! - [`app`]: the shared state a running server hands to every request.
+//! - [`cluster`]: shared state across a fleet of decision nodes (budgets, caps,
+//!   identity links, stock), plugged in by configuration (Redis, cargo feature `redis`).
 //! - [`metrics`], [`shutdown`], [`clock`], [`ids`], [`money`], [`secrets`],
 //!   [`journal`], [`validation`]: the small pieces everything else stands on.
 //! - [`simulate`]: a population of shoppers through a running server, with a known true effect.

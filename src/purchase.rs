@@ -12,6 +12,10 @@
 //!
 //! If the log refuses, the stock and the claim are given back, so nothing is sold
 //! that the log does not know.
+//!
+//! In a fleet that shares stock (see [`crate::cluster`]), step 2 takes the stock in
+//! the shared store instead, atomically across nodes; if the store does not answer
+//! in time the purchase is refused with nothing taken ([`PurchaseError::StockUnavailable`]).
 
 use crate::app::App;
 use crate::exposure::record::ConversionType;
@@ -45,6 +49,8 @@ pub enum PurchaseError {
     OutOfStock { left: i64 },
     #[error("{0}")]
     Log(#[from] LogUnavailable),
+    #[error("the shared stock could not be reached")]
+    StockUnavailable,
 }
 
 /// The order id of the purchase made from decision `decision`, slot `slot`: stable, so
@@ -67,18 +73,15 @@ pub async fn buy(app: &App, token: &str, quantity: u32) -> Result<Order, Purchas
     {
         return Err(PurchaseError::AlreadyPurchased);
     }
-    let booked = match app.inventory.take(&sku, &t.location, quantity, now) {
+    let order = order_id(t.decision.0, t.slot);
+    let booked = match take(app, &sku, &t.location, quantity, now, &order).await {
         Ok(at) => at,
         Err(e) => {
             app.ledger
                 .unmark_event(t.decision.0, t.slot, Event::Purchase);
-            return Err(match e {
-                TakeError::Unmanaged => PurchaseError::NotAProduct,
-                TakeError::OutOfStock { left } => PurchaseError::OutOfStock { left },
-            });
+            return Err(e);
         }
     };
-    let order = order_id(t.decision.0, t.slot);
     let total = unit_price.saturating_mul(i64::from(quantity));
     let mut r = crate::tracking::offer_record(Kind::Purchase, &t, now);
     r.order_id = Some(order.clone());
@@ -89,7 +92,7 @@ pub async fn buy(app: &App, token: &str, quantity: u32) -> Result<Order, Purchas
     r.currency = Some(app.config.currency.clone());
     r.occurred = Some(booked);
     if let Err(e) = app.log.append_durable(Kind::Purchase, &[r]).await {
-        app.inventory.give_back(&sku, &t.location, quantity, booked);
+        give_back(app, &sku, &t.location, quantity, booked, &order).await;
         app.ledger
             .unmark_event(t.decision.0, t.slot, Event::Purchase);
         return Err(e.into());
@@ -106,4 +109,51 @@ pub async fn buy(app: &App, token: &str, quantity: u32) -> Result<Order, Purchas
         quantity,
         total: Micros(total),
     })
+}
+
+/// Takes the stock of a purchase: in the fleet's shared store when there is one, else
+/// here. Returns the time the sale is booked at.
+async fn take(
+    app: &App,
+    sku: &str,
+    location: &str,
+    quantity: u32,
+    now: i64,
+    order: &str,
+) -> Result<i64, PurchaseError> {
+    #[cfg(feature = "redis")]
+    if let Some(fleet) = app.fleet.get() {
+        use crate::cluster::redis::stock::Taken;
+        return match fleet.stock.take(sku, location, quantity, now, order).await {
+            Ok(Taken::Booked(at)) => Ok(at),
+            Ok(Taken::OutOfStock { left }) => Err(PurchaseError::OutOfStock { left }),
+            Ok(Taken::Unmanaged) => Err(PurchaseError::NotAProduct),
+            Err(e) => {
+                tracing::warn!(error = %e, "purchase refused: the shared stock did not answer");
+                Err(PurchaseError::StockUnavailable)
+            }
+        };
+    }
+    let _ = order;
+    app.inventory
+        .take(sku, location, quantity, now)
+        .map_err(|e| match e {
+            TakeError::Unmanaged => PurchaseError::NotAProduct,
+            TakeError::OutOfStock { left } => PurchaseError::OutOfStock { left },
+        })
+}
+
+/// Undoes [`take`] for a purchase the log refused.
+async fn give_back(app: &App, sku: &str, location: &str, quantity: u32, booked: i64, order: &str) {
+    #[cfg(feature = "redis")]
+    if let Some(fleet) = app.fleet.get() {
+        if let Err(e) = fleet.stock.give_back(sku, location, quantity, order).await {
+            // The unit stays counted as sold until the next feed for it: unsold
+            // stock held back, never stock sold twice.
+            tracing::error!(error = %e, sku, location, "could not give back the stock of a purchase the log refused");
+        }
+        return;
+    }
+    let _ = order;
+    app.inventory.give_back(sku, location, quantity, booked);
 }

@@ -98,6 +98,7 @@ impl Gate for LiveGate<'_> {
             seed: self.seed,
             campaign_hash: c.id_hash,
             now_ms: self.now_ms,
+            day,
         };
         let refusal_stage = |r: Refusal| match r {
             Refusal::Budget => Stage::Budget,

@@ -412,6 +412,18 @@ impl Decider {
                     (self.delivery.profiles).served(p, c.id_hash, now, c.cap_window_ms);
                 }
             }
+            // The rest of a fleet links the same identifiers and counts the same offers,
+            // so caps hold on every node (queued; never waits).
+            if let Some(fleet) = self.delivery.replication.get() {
+                let capped: Vec<(u64, i64)> = (decision.offers.iter())
+                    .map(|o| &o.winner.campaign)
+                    .filter(|c| c.cap_window_ms > 0)
+                    .map(|c| (c.id_hash, c.cap_window_ms))
+                    .collect();
+                if !capped.is_empty() || req.ids.len() > 1 {
+                    fleet.decided(&req.ids, &capped, now);
+                }
+            }
         }
         let logged = Logged {
             req: &req,

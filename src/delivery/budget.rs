@@ -19,6 +19,17 @@
 //! reserves bid × predicted CTR. A click costs the whole bid, more than was reserved,
 //! so charges are capped at what is left of the budget (see the ledger): a campaign
 //! can reach its budget but never pass it.
+//!
+//! # Leases (a fleet of nodes)
+//!
+//! With budgets shared across nodes (see [`crate::cluster`]), each node holds a
+//! [`Lease`]: a slice of the campaign's remaining budget for the day, granted to it
+//! atomically by the shared store so the slices of all nodes never add up to more than
+//! the budget. Admission then also checks that the node's own charges since the lease
+//! began, plus its reservations, plus the offer stay within what it was granted. The
+//! check is the same local one under the same lock, so decisions never wait on the
+//! network; a background task tops the lease up before it runs dry. A node without a
+//! lease for the day refuses the campaign's offers (`budget`) until it gets one.
 
 use super::{CampaignLive, pacing};
 use std::sync::atomic::Ordering;
@@ -33,6 +44,31 @@ pub struct Ring {
     /// (bucket number, micros reserved in it).
     buckets: [(i64, i64); BUCKETS],
     total: i64,
+    /// This node's slice of a fleet-wide budget (leased budgets only).
+    lease: Option<Lease>,
+}
+
+/// A node's slice of a budget shared by a fleet, for one campaign day.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Lease {
+    /// The campaign's local day (days since the epoch) the lease is for.
+    pub day: i32,
+    /// Micros granted to this node for `day`, less what it gave back.
+    pub granted: i64,
+    /// This node's own charges for `day` when the lease began: what it charged since
+    /// counts against `granted`.
+    pub base: i64,
+    /// What the other nodes charged the campaign today, as last read (even pacing
+    /// follows the fleet's spend, not this node's).
+    pub others_today: i64,
+}
+
+impl Lease {
+    /// What is left of the lease after `charged_today` (this node's charges for the
+    /// day) and `reserved`.
+    pub fn left(&self, charged_today: i64, reserved: i64) -> i64 {
+        self.granted - (charged_today - self.base) - reserved
+    }
 }
 
 impl Ring {
@@ -102,19 +138,49 @@ pub struct Ask {
     pub seed: u64,
     pub campaign_hash: u64,
     pub now_ms: i64,
+    /// The campaign's local day (leased budgets are per day).
+    pub day: i32,
 }
 
 /// Reservation bookkeeping shared by every campaign: the bucket width.
 #[derive(Clone, Copy, Debug)]
 pub struct Budgets {
     bucket_ms: i64,
+    /// Budgets are shared by a fleet: admit only within this node's [`Lease`].
+    leased: bool,
 }
 
 impl Budgets {
     pub fn new(reservation_ttl_ms: i64) -> Budgets {
         Budgets {
             bucket_ms: (reservation_ttl_ms / (BUCKETS as i64 - 2)).max(1),
+            leased: false,
         }
+    }
+
+    /// The same, admitting offers only within each campaign's [`Lease`].
+    pub fn leased(reservation_ttl_ms: i64) -> Budgets {
+        Budgets {
+            leased: true,
+            ..Budgets::new(reservation_ttl_ms)
+        }
+    }
+
+    pub fn is_leased(&self) -> bool {
+        self.leased
+    }
+
+    /// The campaign's lease, if it holds one.
+    pub fn lease(&self, live: &CampaignLive) -> Option<Lease> {
+        let ring = live.reservations.lock().unwrap_or_else(|p| p.into_inner());
+        ring.lease
+    }
+
+    /// Replaces the campaign's lease (the task that keeps leases topped up is the only
+    /// writer, so reading, asking the fleet and writing back need no lock across).
+    pub fn set_lease(&self, live: &CampaignLive, lease: Option<Lease>) {
+        let mut ring = live.reservations.lock().unwrap_or_else(|p| p.into_inner());
+        ring.lease = lease;
     }
 
     fn bucket(&self, ms: i64) -> i64 {
@@ -159,11 +225,23 @@ impl Budgets {
         let now = self.bucket(ask.now_ms);
         let mut ring = live.reservations.lock().unwrap_or_else(|p| p.into_inner());
         ring.expire(now);
-        let today = spent.today + ring.total;
+        let mut today = spent.today + ring.total;
         let over = |limit: Option<i64>, committed: i64| {
             limit.is_some_and(|l| committed + ask.expected > l)
         };
-        let refusal = if over(limits.daily, today) || over(limits.total, spent.total + ring.total) {
+        // Within this node's slice of the fleet's budget (no lease for the day: none).
+        let outside_lease = self.leased
+            && match ring.lease {
+                Some(l) if l.day == ask.day => {
+                    today += l.others_today;
+                    l.left(spent.today, ring.total) < ask.expected
+                }
+                _ => true,
+            };
+        let refusal = if outside_lease
+            || over(limits.daily, today)
+            || over(limits.total, spent.total + ring.total)
+        {
             Some(Refusal::Budget)
         } else if let (true, Some(daily)) = (limits.even, limits.daily)
             && !pacing::coin(
@@ -225,6 +303,7 @@ mod tests {
             seed: decision,
             campaign_hash: 1,
             now_ms,
+            day: 0,
         }
     }
 
@@ -288,6 +367,46 @@ mod tests {
         let admitted: usize = threads.into_iter().map(|t| t.join().unwrap()).sum();
         assert_eq!(admitted, 10_000 / 7);
         assert!(b.reserved(&c, 0) <= 10_000);
+    }
+
+    #[test]
+    fn a_leased_budget_admits_only_within_the_lease_of_the_day() {
+        let b = Budgets::leased(TTL);
+        let c = CampaignLive::default();
+        let none = Spent::default();
+        assert_eq!(
+            b.admit(&c, ASAP, none, ask(0, 1_000, 0)),
+            Err(Refusal::Budget),
+            "no lease yet"
+        );
+        let lease = Lease {
+            day: 0,
+            granted: 2_500,
+            base: 500,
+            others_today: 0,
+        };
+        b.set_lease(&c, Some(lease));
+        assert!(b.admit(&c, ASAP, none, ask(1, 1_000, 0)).is_ok());
+        let charged = Spent {
+            today: 1_000,
+            total: 1_000,
+        };
+        assert_eq!(lease.left(charged.today, b.reserved(&c, 0)), 1_000);
+        assert!(b.admit(&c, ASAP, charged, ask(2, 1_000, 0)).is_ok());
+        assert_eq!(
+            b.admit(&c, ASAP, charged, ask(3, 1, 0)),
+            Err(Refusal::Budget),
+            "500 charged since the lease and 2,000 reserved use the 2,500 granted"
+        );
+        let tomorrow = Ask {
+            day: 1,
+            ..ask(4, 1, 0)
+        };
+        assert_eq!(
+            b.admit(&c, ASAP, none, tomorrow),
+            Err(Refusal::Budget),
+            "a lease is for its day"
+        );
     }
 
     #[test]

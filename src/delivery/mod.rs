@@ -21,7 +21,7 @@ use crate::identity::graph::{GraphConfig, IdentityGraph, Linked};
 use dashmap::DashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, RwLock};
+use std::sync::{Mutex, OnceLock, RwLock};
 
 pub use crate::index::PRIOR_CTR;
 /// How many impressions the prior weighs as: with fewer real impressions than this,
@@ -130,6 +130,9 @@ pub struct Delivery {
     pub graph: IdentityGraph,
     /// Who was erased, and when (see [`crate::erasure`]).
     pub erasures: RwLock<Erasures>,
+    /// Where links, offers served and erasures go for the rest of a fleet (unset on a
+    /// node of its own; see [`crate::cluster`]).
+    pub replication: OnceLock<Arc<dyn crate::cluster::Replication>>,
 }
 
 /// What one erasure removed.
@@ -159,6 +162,7 @@ impl Delivery {
             profiles: profiles::Profiles::default(),
             graph: IdentityGraph::new(graph),
             erasures: RwLock::default(),
+            replication: OnceLock::new(),
         }
     }
 

@@ -106,7 +106,12 @@ pub async fn post(app: &App, req: Request<Incoming>) -> Result<Response<Body>, A
         // With personalisation consent the identifiers of one order are one customer,
         // and the purchase feeds suppression.
         let profile = (c.personalization && !c.ids.is_empty())
-            .then(|| app.delivery.link(&c.ids))
+            .then(|| {
+                if let (Some(fleet), true) = (app.delivery.replication.get(), c.ids.len() > 1) {
+                    fleet.decided(&c.ids, &[], now);
+                }
+                app.delivery.link(&c.ids)
+            })
             .flatten()
             .map(|l| {
                 if l.refused {
@@ -140,7 +145,11 @@ pub async fn post(app: &App, req: Request<Incoming>) -> Result<Response<Body>, A
                 .flat_map(|i| {
                     item_keys(i.sku.as_deref(), i.category.as_deref(), i.brand.as_deref())
                 })
-                .collect();
+                .collect::<Vec<u64>>();
+            if let Some(fleet) = app.delivery.replication.get() {
+                // Suppressed on every node of a fleet, not only here.
+                fleet.purchased(&c.ids, c.occurred_ms, &items);
+            }
             app.delivery
                 .profiles
                 .purchased(profile, c.occurred_ms, items);

@@ -130,6 +130,9 @@ pub async fn purchase(app: &App, req: Request<Incoming>) -> Result<Response<Body
             PurchaseError::AlreadyPurchased => conflict("already_purchased"),
             PurchaseError::OutOfStock { .. } => conflict("out_of_stock"),
             PurchaseError::Log(l) => ApiError::unavailable(format!("{l}; nothing was bought")),
+            PurchaseError::StockUnavailable => {
+                ApiError::unavailable(format!("{e}; nothing was bought, retry later"))
+            }
         }
     })?;
     Ok(no_store(

@@ -19,6 +19,12 @@ pub async fn put(app: &App, req: Request<Incoming>) -> Result<Response<Body>, Ap
     let updates = parse_feed(&value, app.clock.now_ms()).map_err(|p| ApiError::invalid(p.0))?;
     let inventory = app.inventory.clone();
     let lines = updates.len();
+    #[cfg(feature = "redis")]
+    let shared = if app.fleet.get().is_some() {
+        updates.clone()
+    } else {
+        Vec::new()
+    };
     let updated = tokio::task::spawn_blocking(move || inventory.report(&updates))
         .await
         .map_err(|_| ApiError::unavailable("inventory task failed"))?
@@ -26,6 +32,18 @@ pub async fn put(app: &App, req: Request<Incoming>) -> Result<Response<Body>, Ap
             tracing::error!(error = %e, "cannot write the inventory journal");
             ApiError::unavailable("the stock could not be saved; nothing was changed, retry later")
         })?;
+    // A fleet sells from the shared levels: the feed sets them too (same rule: only a
+    // newer report applies, and sales after its `as_of` stay subtracted).
+    #[cfg(feature = "redis")]
+    let updated = match app.fleet.get() {
+        Some(fleet) => fleet.stock.report(&shared).await.map_err(|e| {
+            tracing::error!(error = %e, "cannot share the stock feed");
+            ApiError::unavailable(
+                "the stock was saved on this node but could not be shared with the fleet; retry the same feed",
+            )
+        })?,
+        None => updated,
+    };
     #[derive(Serialize)]
     struct Updated {
         updated: usize,

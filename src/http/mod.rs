@@ -14,7 +14,7 @@ mod inventory;
 mod kevel;
 pub mod log;
 mod manage;
-mod profiles;
+pub(crate) mod profiles;
 mod reports;
 mod router;
 pub mod sdk;

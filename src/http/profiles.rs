@@ -142,13 +142,23 @@ pub async fn delete(app: &App, req: Request<Incoming>) -> Result<Response<Body>,
 
 /// What an erasure removed.
 #[derive(Serialize)]
-pub(super) struct Erased {
+pub(crate) struct Erased {
     erased_identifiers: usize,
 }
 
 /// Erases the people behind `ids` everywhere (see [`crate::erasure`]) and their stored
-/// consent; answers once the erasure is durable.
+/// consent; answers once the erasure is durable. In a fleet, every other node then
+/// does the same (see [`crate::cluster`]).
 pub(super) async fn erase(app: &App, ids: &[IdHash]) -> Result<Erased, ApiError> {
+    let erased = erase_here(app, ids).await?;
+    if let Some(fleet) = app.delivery.replication.get() {
+        fleet.erased(ids);
+    }
+    Ok(erased)
+}
+
+/// [`erase`] on this node only: what another node's erasure does here.
+pub(crate) async fn erase_here(app: &App, ids: &[IdHash]) -> Result<Erased, ApiError> {
     let now = app.clock.now_ms();
     // One erasure at a time, so the index on disk never loses a concurrent one.
     let _one = app.erasure_lock.lock().await;

@@ -2,7 +2,7 @@
 //! loses no acknowledged conversion, a NATS outage stops no decision and loses no record,
 //! and a token minted on one node counts on another.
 
-use crate::fleet::*;
+use crate::nats_fleet::*;
 use serde_json::{Value, json};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -460,10 +460,20 @@ async fn a_token_minted_on_a_is_counted_on_b() {
     let forged = on_b.replace("t=", "t=x");
     let _ = b.client.get(&forged).send().await.unwrap();
 
-    let impressions: Vec<Value> = of_kind(&b.local_log(), "impression")
-        .into_iter()
-        .cloned()
-        .collect();
+    // Impressions are written with the next group commit (within the flush interval):
+    // wait for the first, then long enough that a second would have been written too.
+    let impressions_on_b = || -> Vec<Value> {
+        of_kind(&b.local_log(), "impression")
+            .into_iter()
+            .cloned()
+            .collect()
+    };
+    let started = Instant::now();
+    while impressions_on_b().is_empty() && started.elapsed() < Duration::from_secs(5) {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let impressions = impressions_on_b();
     assert_eq!(impressions.len(), 1, "{impressions:?}");
     assert_eq!(impressions[0]["campaign_id"], campaign.as_str());
     assert_eq!(impressions[0]["decision_id"], body["decision_id"]);

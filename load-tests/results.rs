@@ -173,10 +173,13 @@ impl Results {
 fn render(results: &Results) -> String {
     let r = results;
     let mut out = String::new();
-    let meta = |f: &str| {
-        r.meta(f)
-            .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
-            .unwrap_or_else(|| "?".into())
+    // Sizes (also those the script writes as strings) get thousands separators; a
+    // commit hash of digits only stays as it is.
+    let meta = |f: &str| match r.meta(f) {
+        Some(Value::String(s)) if f == "commit" || f == "date" => s.clone(),
+        Some(Value::String(s)) => s.parse::<f64>().map_or_else(|_| s.clone(), count),
+        Some(v) => v.as_f64().map_or_else(|| v.to_string(), count),
+        None => "?".into(),
     };
     let quick = r.meta("mode").and_then(Value::as_str) == Some("quick");
     let _ = writeln!(out, "# aftercart load test\n");
@@ -264,6 +267,23 @@ fn render(results: &Results) -> String {
         ),
     );
 
+    // Below the scheduled rate means the server fell behind: a backlog, which the
+    // corrected latencies above include and the uncorrected ones hide.
+    let achieved = |phase: &str, t: &str| r.median("fixed_rate", phase, t, "/achieved_rps");
+    let uncorrected =
+        |phase: &str, t: &str| r.median("fixed_rate", phase, t, "/uncorrected_us/p99_us");
+    row(
+        "fixed rate: requests/s achieved; p99 from the actual send (what wrk would report)",
+        or_dash(achieved("fixed_rate", "aftercart").map(count))
+            + &uncorrected("fixed_rate", "aftercart")
+                .map_or(String::new(), |p| format!("; p99 {} ms", ms(p))),
+        or_dash(achieved("fixed_rate", "hello").map(|h| format!("hello {}", count(h))))
+            + &uncorrected("fixed_rate", "hello")
+                .map_or(String::new(), |p| format!("; p99 {} ms", ms(p))),
+        String::new(),
+        String::new(),
+    );
+
     // Churn: a campaign replaced every 10 ms beside the same loads.
     let cp99 = r.median(
         "fixed_rate",
@@ -283,6 +303,15 @@ fn render(results: &Results) -> String {
         or_dash(fa.map(|p| format!("p99 without churn {} ms", ms(p)))),
         or_dash(ratio(cp99, fa).map(|x| format!("p99 {}", times(x)))),
         "decisions never stall".into(),
+    );
+    row(
+        "churn: fixed rate requests/s achieved; p99 from the actual send",
+        or_dash(achieved("churn_fixed_rate", "aftercart").map(count))
+            + &uncorrected("churn_fixed_rate", "aftercart")
+                .map_or(String::new(), |p| format!("; p99 {} ms", ms(p))),
+        or_dash(achieved("fixed_rate", "aftercart").map(|a| format!("without churn {}", count(a)))),
+        String::new(),
+        String::new(),
     );
     let crps = r.median("wrk", "churn_throughput", "aftercart", "/rps");
     row(
@@ -516,8 +545,8 @@ mod tests {
     #[test]
     fn the_table_shows_medians_ratios_and_verdicts() {
         let results = Results(vec![
-            json!({"tool": "meta", "mode": "quick", "date": "2026-12-04", "commit": "abc", "cores": 2,
-                   "campaigns": "100,000", "bodies": "5,000", "threads": 2, "connections": 64, "rounds": 3, "round_s": 3}),
+            json!({"tool": "meta", "mode": "quick", "date": "2026-12-04", "commit": "1234567", "cores": 2,
+                   "campaigns": "100000", "bodies": 5000, "threads": 2, "connections": 64, "rounds": 3, "round_s": 3}),
             wrk("throughput", "hello", 50_000.0, 1000),
             wrk("throughput", "hello", 60_000.0, 1000),
             wrk("throughput", "hello", 70_000.0, 1000),
@@ -533,6 +562,10 @@ mod tests {
         ]);
         let table = render(&results);
         assert!(table.contains("**Quick run**"), "{table}");
+        assert!(
+            table.contains("· 100,000 campaigns · 5,000 request bodies ·"),
+            "{table}"
+        );
         // Medians: aftercart 40,000 against hello 60,000 is 66.7%, under the 70% bar.
         assert!(table.contains("| throughput, requests/s (wrk, closed loop) | 40,000 | hello 60,000 | 66.7% | ≥ 70% of hello ✗ |"), "{table}");
         assert!(

@@ -249,8 +249,9 @@ fn render(results: &Results) -> String {
     let fr = ratio(fa, fh);
     row(
         &format!(
-            "fixed rate {}/s (50% of the max), {} connections: p50 / p99 / p99.9 / max, from the scheduled send",
+            "fixed rate {}/s ({} of aftercart's throughput), {} connections: p50 / p99 / p99.9 / max, from the scheduled send",
             or_dash(rate.map(count)),
+            or_dash(ratio(rate, a).map(|x| format!("{:.0}%", x * 100.0))),
             r.median("fixed_rate", "fixed_rate", "aftercart", "/connections")
                 .map_or("?".into(), count),
         ),
@@ -555,6 +556,7 @@ mod tests {
             wrk("throughput", "aftercart", 40_000.0, 3000),
             wrk("throughput", "aftercart-log-off", 41_000.0, 3000),
             fixed("fixed_rate", "aftercart", 900),
+            // 10,000/s against the median 40,000: a quarter of the maximum.
             fixed("fixed_rate", "hello", 300),
             json!({"tool": "rss", "phase": "throughput", "target": "aftercart", "vmhwm_kib": 1_048_576}),
             json!({"tool": "churn", "phase": "churn_fixed_rate", "target": "aftercart", "uploads": 99, "scheduled": 100,
@@ -570,6 +572,11 @@ mod tests {
         assert!(table.contains("| throughput, requests/s (wrk, closed loop) | 40,000 | hello 60,000 | 66.7% | ≥ 70% of hello ✗ |"), "{table}");
         assert!(
             table.contains("| 40,000 | off 41,000 | 97.6% | on ≥ 90% of off ✓ |"),
+            "{table}"
+        );
+        assert!(
+            table
+                .contains("| fixed rate 10,000/s (25% of aftercart's throughput), 32 connections:"),
             "{table}"
         );
         assert!(table.contains("| 0.20 / 0.90 / 1.80 / 3.60 ms | hello 0.20 / 0.30 / 0.60 / 1.20 ms | p99 3.00× | p99 ≤ 1 ms ✓, ≤ 2× hello ✗ |"), "{table}");

@@ -356,8 +356,8 @@ impl Ledger {
             if let (Some(campaign), Some(ch)) = (r.campaign.as_deref(), r.channel) {
                 let live = self.delivery.registry.get(campaign);
                 match event {
-                    Event::Impression => live.count_impression(ch),
-                    Event::Click => live.count_click(ch),
+                    Event::Impression => CampaignLive::count(&live.impressions[ch as usize]),
+                    Event::Click => CampaignLive::count(&live.clicks[ch as usize]),
                     Event::Purchase => {}
                 }
             }
@@ -559,8 +559,9 @@ impl Ledger {
             let live = self.delivery.registry.get(&c.campaign);
             for ch in 0..3 {
                 live.offers[ch].store(c.offers[ch], Ordering::Relaxed);
+                live.impressions[ch].store(c.impressions[ch], Ordering::Relaxed);
+                live.clicks[ch].store(c.clicks[ch], Ordering::Relaxed);
             }
-            live.restore(c.impressions, c.clicks);
         }
         Ok(Some(cp.offset))
     }
@@ -575,8 +576,9 @@ impl Ledger {
         for (_, live) in self.delivery.registry.all() {
             for ch in 0..3 {
                 live.offers[ch].store(0, Ordering::Relaxed);
+                live.impressions[ch].store(0, Ordering::Relaxed);
+                live.clicks[ch].store(0, Ordering::Relaxed);
             }
-            live.restore([0; 3], [0; 3]);
         }
     }
 

@@ -3,6 +3,7 @@
 
 use crate::app::App;
 use crate::campaign::BidModel;
+use crate::delivery::CampaignLive;
 use crate::exposure::record::H128;
 use crate::exposure::{Kind, LogUnavailable, Record};
 use crate::ledger::Event;
@@ -149,7 +150,7 @@ pub async fn impression(
     if t.model == BidModel::Cpm {
         app.delivery.budgets.settle(&live, t.issued_ms, t.reserved);
     }
-    live.count_impression(t.channel);
+    CampaignLive::count(&live.impressions[t.channel as usize]);
     app.metrics.events.with_label_values(&["impression"]).inc();
     Ok(Counted::Yes)
 }
@@ -213,10 +214,10 @@ pub async fn click(
         app.delivery.budgets.settle(&live, t.issued_ms, t.reserved);
     }
     if impression_recorded {
-        live.count_impression(t.channel);
+        CampaignLive::count(&live.impressions[t.channel as usize]);
         app.metrics.events.with_label_values(&["impression"]).inc();
     }
-    live.count_click(t.channel);
+    CampaignLive::count(&live.clicks[t.channel as usize]);
     app.metrics.events.with_label_values(&["click"]).inc();
     Ok((t, Counted::Yes))
 }

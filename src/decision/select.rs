@@ -182,7 +182,7 @@ impl Rules {
     fn apply(&self, snap: &Snapshot, idx: u32, channel: Option<Channel>) -> Result<i64, Stage> {
         let hot = snap.hot(idx);
         let ctr = match channel {
-            Some(ch) if hot.is_cpc() => snap.ctr(idx, ch),
+            Some(ch) if hot.is_cpc() => snap.live(idx).ctr(ch),
             _ => PRIOR_CTR,
         };
         let ecpm = hot.ecpm(ctr);

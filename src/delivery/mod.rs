@@ -9,7 +9,6 @@
 //! keeps its counters.
 
 pub mod budget;
-pub mod ctr;
 pub mod pacing;
 pub mod profiles;
 pub mod stats;
@@ -35,18 +34,12 @@ pub const PRIOR_WEIGHT: f64 = 200.0;
 /// decision that serves the campaign. So the first two open the struct on a cache
 /// line of their own (`repr(C)`, 64-byte aligned, padded): a decision on one core
 /// serving a campaign does not evict its CTR from the other core's cache.
-///
-/// `impressions` and `clicks` change only through [`CampaignLive::count_impression`],
-/// [`CampaignLive::count_click`] and [`CampaignLive::restore`], which keep the rate in
-/// the dense [`ctr`] table that ranking reads in step with them.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 #[repr(C, align(64))]
 pub struct CampaignLive {
     pub impressions: [AtomicU64; 3],
     pub clicks: [AtomicU64; 3],
     _own_line: [u8; 16],
-    /// Where ranking reads this campaign's learned rates.
-    pub ctr_slot: Option<ctr::Slot>,
     /// Expected costs of offers served and not yet settled (see [`budget`]).
     pub reservations: Mutex<budget::Ring>,
     pub offers: [AtomicU64; 3],
@@ -56,52 +49,7 @@ pub struct CampaignLive {
     pub skipped_holdout: AtomicU64,
 }
 
-impl Default for CampaignLive {
-    fn default() -> CampaignLive {
-        CampaignLive {
-            impressions: Default::default(),
-            clicks: Default::default(),
-            _own_line: [0; 16],
-            ctr_slot: ctr::Slot::take(PRIOR_CTR),
-            reservations: Default::default(),
-            offers: Default::default(),
-            skipped_budget: Default::default(),
-            skipped_pacing: Default::default(),
-            skipped_caps: Default::default(),
-            skipped_holdout: Default::default(),
-        }
-    }
-}
-
 impl CampaignLive {
-    /// Counts an impression on `channel`, updating the rate ranking reads.
-    pub fn count_impression(&self, channel: Channel) {
-        Self::count(&self.impressions[channel as usize]);
-        self.publish_ctr(channel);
-    }
-
-    /// Counts a click on `channel`, updating the rate ranking reads.
-    pub fn count_click(&self, channel: Channel) {
-        Self::count(&self.clicks[channel as usize]);
-        self.publish_ctr(channel);
-    }
-
-    /// Sets the counters (a checkpoint restored, or zeros before a rebuild).
-    pub fn restore(&self, impressions: [u64; 3], clicks: [u64; 3]) {
-        for ch in Channel::ALL {
-            let i = ch as usize;
-            self.impressions[i].store(impressions[i], Ordering::Relaxed);
-            self.clicks[i].store(clicks[i], Ordering::Relaxed);
-            self.publish_ctr(ch);
-        }
-    }
-
-    fn publish_ctr(&self, channel: Channel) {
-        if let Some(slot) = &self.ctr_slot {
-            slot.set(channel, self.ctr(channel));
-        }
-    }
-
     /// The predicted click-through rate on `channel`: clicks over impressions,
     /// smoothed toward the prior. Lock-free: two atomic loads.
     pub fn ctr(&self, channel: Channel) -> f64 {
@@ -245,24 +193,6 @@ mod tests {
             (live.ctr(Channel::App) - PRIOR_CTR).abs() < 1e-12,
             "per channel"
         );
-    }
-
-    #[test]
-    fn the_ranking_table_follows_the_counters() {
-        let live = CampaignLive::default();
-        let slot = live.ctr_slot.as_ref().unwrap().number();
-        let table = |ch| ctr::get(slot, ch).unwrap();
-        assert_eq!(table(Channel::App), PRIOR_CTR);
-        for _ in 0..100 {
-            live.count_impression(Channel::App);
-        }
-        live.count_click(Channel::App);
-        live.count_click(Channel::App);
-        assert_eq!(table(Channel::App), live.ctr(Channel::App));
-        assert!(table(Channel::App) > PRIOR_CTR);
-        live.restore([0; 3], [0; 3]);
-        assert_eq!(table(Channel::App), PRIOR_CTR, "a rebuild starts over");
-        assert_eq!(table(Channel::Online), PRIOR_CTR);
     }
 
     #[test]

@@ -11,14 +11,15 @@
 //! [`HotSet::check`] must agree with [`CompiledCampaign::matches`] on every campaign and
 //! request, stage for stage; `index/tests.rs` compares the two.
 
-use super::PRIOR_CTR;
 use super::compiled::{CompiledCampaign, LocalTimes, Stage, ecpm};
 use super::intern::{Dictionary, List};
 use super::query::NumberedQuery;
-use crate::campaign::{Bid, BidModel, Channel, CustomerFilter};
+use crate::campaign::{Bid, BidModel, CustomerFilter};
+use crate::delivery::CampaignLive;
 use crate::money::Micros;
 use chrono_tz::Tz;
 use std::collections::HashMap;
+use std::sync::Arc;
 use xxhash_rust::xxh3::xxh3_64;
 
 /// "No such entry" for the optional `u32` fields of [`Hot`].
@@ -109,10 +110,10 @@ pub struct Owner {
 pub struct HotSet {
     hot: Vec<Hot>,
     owners: Vec<Owner>,
-    /// Each campaign's slot in the dense table of learned CTRs a cpc candidate is
-    /// ranked by ([`crate::delivery::ctr`]): the rates of all campaigns fit in the
-    /// caches, where their live-state records do not. [`NONE`] without a slot.
-    ctr_slots: Vec<u32>,
+    /// Each campaign's live counters, for the learned CTR a cpc candidate is ranked
+    /// by: from this dense array it is one dependent load, not three (the campaign
+    /// list, the compiled campaign, then its counters) as through the campaign.
+    lives: Vec<Arc<CampaignLive>>,
     /// The lists of campaigns that do not hold them inline, from the offset in their
     /// `words`: for each non-empty list in [`List`] order, its length and then its
     /// value numbers. Checking reads them in that order.
@@ -230,7 +231,7 @@ impl HotSetBuilder {
             require_identity: c.require_identity,
         });
         let separations = base.map(|b| &b.separations);
-        (self.set.ctr_slots).push(c.live.ctr_slot.as_ref().map_or(NONE, |s| s.number()));
+        self.set.lives.push(c.live.clone());
         self.set.owners.push(Owner {
             advertiser: (dict.advertisers).intern_over(base.map(|b| &b.advertisers), &c.advertiser),
             separation: (c.separation.as_deref())
@@ -256,11 +257,8 @@ impl HotSet {
         self.owners[idx as usize]
     }
 
-    /// Campaign `idx`'s learned click-through rate on `channel`.
-    #[inline]
-    pub fn ctr(&self, idx: u32, channel: Channel) -> f64 {
-        let slot = self.ctr_slots[idx as usize];
-        crate::delivery::ctr::get(slot, channel).unwrap_or(PRIOR_CTR)
+    pub fn live(&self, idx: u32) -> &CampaignLive {
+        &self.lives[idx as usize]
     }
 
     fn lists<'a>(&'a self, h: &'a Hot) -> Lists<'a> {

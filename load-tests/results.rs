@@ -6,6 +6,7 @@
 //! ```sh
 //! cargo run --release --example results -- table --dir target/load/run --out target/load/results.md
 //! cargo run --release --example results -- max-rate --dir target/load/run   # median requests/s
+//! cargo run --release --example results -- fleet --dir target/load/fleet     # load-tests/fleet
 //! ```
 
 use clap::{Parser, Subcommand};
@@ -29,6 +30,14 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Print the table of `load-tests/fleet`: a node on its own against a node with the
+    /// engines at the same fixed rate (and write it to --out).
+    Fleet {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Print the median requests/s of one target's throughput rounds, as an integer.
     MaxRate {
         #[arg(long)]
@@ -46,6 +55,8 @@ const LOGGING_TARGET: f64 = 0.90;
 const P99_TARGET_US: f64 = 1000.0;
 const P99_RATIO_TARGET: f64 = 2.0;
 const UPLOAD_LIVE_TARGET_US: f64 = 50_000.0;
+/// The engines must not put the network on the decision path.
+const FLEET_P99_RATIO_TARGET: f64 = 1.2;
 
 /// The middle value (the mean of the two middle ones for an even count).
 fn median(values: &[f64]) -> Option<f64> {
@@ -443,6 +454,47 @@ fn render(results: &Results) -> String {
     out
 }
 
+/// The table of `load-tests/fleet`: medians over its rounds.
+fn render_fleet(r: &Results) -> String {
+    let mut out = String::new();
+    let p99 = |target| r.median("fixed_rate", "fleet", target, "/latency_us/p99_us");
+    let achieved = |target| {
+        r.median("fixed_rate", "fleet", target, "/achieved_rps")
+            .map(count)
+    };
+    let rate = r.median("fixed_rate", "fleet", "alone", "/rate").map(count);
+    let rounds = r.of("fixed_rate", "fleet", "alone").count();
+    let _ = writeln!(
+        out,
+        "fixed rate {} requests/s, {rounds} round(s) per node, medians\n",
+        or_dash(rate)
+    );
+    let _ = writeln!(
+        out,
+        "| node | requests/s achieved | p50 / p99 / p99.9 / max, from the scheduled send |"
+    );
+    let _ = writeln!(out, "|---|---:|---:|");
+    for (target, label) in [("alone", "on its own"), ("engines", "with NATS and Redis")] {
+        let q = r.quantiles("fixed_rate", "fleet", target, "/latency_us", true);
+        let _ = writeln!(
+            out,
+            "| {label} | {} | {} |",
+            or_dash(achieved(target)),
+            or_dash(q)
+        );
+    }
+    let _ = match ratio(p99("engines"), p99("alone")) {
+        Some(x) => writeln!(
+            out,
+            "\np99 with the engines: {} the node on its own (target ≤ {FLEET_P99_RATIO_TARGET}×) {}",
+            times(x),
+            verdict(x <= FLEET_P99_RATIO_TARGET)
+        ),
+        None => writeln!(out, "\nno complete rounds: see the drivers' output"),
+    };
+    out
+}
+
 fn read_dir(dir: &Path) -> Result<Results, String> {
     let mut results = Vec::new();
     let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
@@ -460,25 +512,29 @@ fn read_dir(dir: &Path) -> Result<Results, String> {
     Ok(Results(results))
 }
 
+/// Renders the results in `dir`, prints the table and writes it to `out`.
+fn write_table(dir: &Path, out: Option<&Path>, render: fn(&Results) -> String) -> ExitCode {
+    let table = match read_dir(dir) {
+        Ok(r) => render(&r),
+        Err(e) => {
+            eprintln!("results: {e}");
+            return ExitCode::from(66);
+        }
+    };
+    print!("{table}");
+    if let Some(out) = out
+        && let Err(e) = std::fs::write(out, &table)
+    {
+        eprintln!("results: {}: {e}", out.display());
+        return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
+}
+
 fn main() -> ExitCode {
     match Args::parse().command {
-        Command::Table { dir, out } => {
-            let table = match read_dir(&dir) {
-                Ok(r) => render(&r),
-                Err(e) => {
-                    eprintln!("results: {e}");
-                    return ExitCode::from(66);
-                }
-            };
-            print!("{table}");
-            if let Some(out) = out
-                && let Err(e) = std::fs::write(&out, &table)
-            {
-                eprintln!("results: {}: {e}", out.display());
-                return ExitCode::FAILURE;
-            }
-            ExitCode::SUCCESS
-        }
+        Command::Table { dir, out } => write_table(&dir, out.as_deref(), render),
+        Command::Fleet { dir, out } => write_table(&dir, out.as_deref(), render_fleet),
         Command::MaxRate { dir, phase, target } => {
             match read_dir(&dir).map(|r| r.median("wrk", &phase, &target, "/rps")) {
                 Ok(Some(rps)) => {
@@ -600,5 +656,30 @@ mod tests {
             table.contains("- 2 errors in churn_fixed_rate / aftercart (churn)"),
             "{table}"
         );
+    }
+
+    #[test]
+    fn the_fleet_table_compares_the_p99_with_and_without_engines() {
+        let round = |target: &str, p99: u64| {
+            json!({"tool": "fixed_rate", "phase": "fleet", "target": target, "rate": 4000.0,
+                   "achieved_rps": 3999.0,
+                   "latency_us": {"p50_us": 300, "p99_us": p99, "p999_us": 2 * p99, "max_us": 3 * p99}})
+        };
+        let within = Results(vec![
+            round("alone", 900),
+            round("alone", 1000),
+            round("alone", 5000),
+            round("engines", 1000),
+            round("engines", 1100),
+            round("engines", 1100),
+        ]);
+        let table = render_fleet(&within);
+        assert!(table.contains("3 round(s) per node"), "{table}");
+        assert!(table.contains("1.10× the node on its own"), "{table}");
+        assert!(table.contains("✓"), "{table}");
+        let beyond = Results(vec![round("alone", 1000), round("engines", 1300)]);
+        assert!(render_fleet(&beyond).contains("1.30×"));
+        assert!(render_fleet(&beyond).contains("✗"));
+        assert!(render_fleet(&Results(vec![])).contains("no complete rounds"));
     }
 }

@@ -519,6 +519,7 @@ const SETTINGS: &[&str] = &[
     "cors_allowed_origins", "demo", "inventory_seed",
     "nats.url", "nats.stream", "nats.node_id", "nats.ack_wait_ms",
     "redis.url", "redis.key_prefix", "redis.timeout_ms", "redis.sync_interval_ms",
+    "redis.lease_interval_ms",
     "redis.lease_percent", "redis.lease_min_micros", "redis.stream_max_len",
     "redis.stock_refresh_ms",
 ];
@@ -923,6 +924,9 @@ impl<'a> Resolver<'a> {
             timeout_ms: self.get("redis.timeout_ms", d.timeout_ms, |v| in_range(v, 60_000)),
             sync_interval_ms: self.get("redis.sync_interval_ms", d.sync_interval_ms, |v| {
                 in_range(v, 10_000)
+            }),
+            lease_interval_ms: self.get("redis.lease_interval_ms", d.lease_interval_ms, |v| {
+                in_range(v, 60_000)
             }),
             lease_percent: self.get("redis.lease_percent", d.lease_percent, |v| in_range(v, 100)),
             lease_min_micros: self.get("redis.lease_min_micros", d.lease_min_micros, |v| {

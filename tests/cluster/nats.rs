@@ -509,6 +509,16 @@ async fn the_report_reads_every_nodes_records_from_the_stream() {
             r.status()
         );
     }
+    // The events are written with B's next group commit (within the flush interval):
+    // only once they are in B's log does "drained" mean they are in the stream.
+    let started = Instant::now();
+    while of_kind(&b.local_log(), "click").is_empty() {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "the click never reached B's log"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     drained(&[&a, &b], Duration::from_secs(10)).await;
 
     let out = std::process::Command::new(bin())

@@ -11,7 +11,7 @@
 //! spend cannot pass the budget either (cpm exactly; a cpc click can cost more than it
 //! reserved, as on one node).
 //!
-//! A task tops leases up every `sync_interval_ms` (one pipeline per round for all
+//! A task tops leases up every `lease_interval_ms` (one pipeline per round for all
 //! campaigns), as soon as less than half a
 //! slice is left, so a busy node does not run dry between two ticks; it gives back
 //! what a node did not use when a day ends (to the total), when a campaign is gone,
@@ -86,7 +86,7 @@ struct Ask {
 /// short with thousands of campaigns.
 pub async fn keep(fleet: Arc<Fleet>, app: Weak<App>) {
     let mut held: HashMap<Arc<str>, Held> = HashMap::new();
-    let mut tick = tokio::time::interval(fleet.interval().max(Duration::from_millis(5)));
+    let mut tick = tokio::time::interval(fleet.lease_interval().max(Duration::from_millis(5)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut n: u32 = 0;
     loop {

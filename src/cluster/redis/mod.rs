@@ -149,6 +149,10 @@ impl Fleet {
         Duration::from_millis(self.settings.sync_interval_ms)
     }
 
+    fn lease_interval(&self) -> Duration {
+        Duration::from_millis(self.settings.lease_interval_ms)
+    }
+
     /// A graceful stop: gives back unused budget leases.
     pub async fn shut_down(&self, app: &App) {
         let _round = self.leasing.lock().await;

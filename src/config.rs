@@ -62,8 +62,8 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
 pub const DEFAULT_SHUTDOWN_GRACE_MS: u64 = 10_000;
 /// Shoppers revisit their confirmation page for about a day; they should see the same offers.
 pub const DEFAULT_DECISION_REPLAY_SECS: u64 = 86_400;
-/// A kept decision is about a kilobyte (its sealed tokens): 512 MiB holds about half a
-/// million, a day of a mid-size retailer's checkouts, and minutes even at full load.
+/// A kept decision is up to about a kilobyte (its sealed tokens): 512 MiB holds half a
+/// million or more, a day of a mid-size retailer's checkouts, and minutes at full load.
 pub const DEFAULT_DECISION_REPLAY_MEMORY_MB: u64 = 512;
 /// Big enough that rotation is rare, small enough that retention frees space in useful steps.
 pub const DEFAULT_LOG_SEGMENT_BYTES: u64 = 128 << 20;

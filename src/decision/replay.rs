@@ -9,7 +9,7 @@
 //! cannot be crafted to collide.
 //!
 //! Why a byte budget rather than an entry count: a decision kept for replay holds its
-//! sealed tokens (a few hundred bytes per offer), so an entry is about a kilobyte, and
+//! sealed tokens (a few hundred bytes per offer), so an entry with three offers is up to about a kilobyte, and
 //! a count that is harmless at 50 decisions a second holds gigabytes at full load.
 //! Each generation counts the bytes it holds (an atomic add per insert; asking the
 //! concurrent map for its length would lock every shard on every decision).

@@ -59,16 +59,8 @@ impl Conn {
 
     /// Runs one command within the timeout.
     pub async fn query<T: FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, RedisError> {
-        let result = async {
-            let mut c = self.connection().await?;
-            tokio::time::timeout(self.timeout, cmd.query_async(&mut c))
-                .await
-                .map_err(|_| RedisError::Timeout(self.timeout))?
-                .map_err(RedisError::from)
-        }
-        .await;
-        self.note(&result);
-        result
+        self.within_timeout(|mut c| async move { cmd.query_async(&mut c).await })
+            .await
     }
 
     /// Runs a pipeline within the timeout.
@@ -76,16 +68,8 @@ impl Conn {
         &self,
         pipe: &redis::Pipeline,
     ) -> Result<T, RedisError> {
-        let result = async {
-            let mut c = self.connection().await?;
-            tokio::time::timeout(self.timeout, pipe.query_async(&mut c))
-                .await
-                .map_err(|_| RedisError::Timeout(self.timeout))?
-                .map_err(RedisError::from)
-        }
-        .await;
-        self.note(&result);
-        result
+        self.within_timeout(|mut c| async move { pipe.query_async(&mut c).await })
+            .await
     }
 
     /// Runs a Lua script within the timeout (loading it on first use).
@@ -93,9 +77,20 @@ impl Conn {
         &self,
         invocation: &redis::ScriptInvocation<'_>,
     ) -> Result<T, RedisError> {
+        self.within_timeout(|mut c| async move { invocation.invoke_async(&mut c).await })
+            .await
+    }
+
+    /// Runs `request` on the connection (a clone of the multiplexed handle) within the
+    /// timeout, counting a failure and dropping the connection when it is unusable.
+    async fn within_timeout<T, F, Fut>(&self, request: F) -> Result<T, RedisError>
+    where
+        F: FnOnce(MultiplexedConnection) -> Fut,
+        Fut: Future<Output = redis::RedisResult<T>>,
+    {
         let result = async {
-            let mut c = self.connection().await?;
-            tokio::time::timeout(self.timeout, invocation.invoke_async(&mut c))
+            let c = self.connection().await?;
+            tokio::time::timeout(self.timeout, request(c))
                 .await
                 .map_err(|_| RedisError::Timeout(self.timeout))?
                 .map_err(RedisError::from)

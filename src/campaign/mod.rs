@@ -108,6 +108,13 @@ pub struct Budget {
     pub total: Option<Micros>,
 }
 
+impl Budget {
+    /// Whether either limit is set (a campaign without one spends without limit).
+    pub fn is_limited(&self) -> bool {
+        self.daily.is_some() || self.total.is_some()
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct FrequencyCap {
     pub max: u32,

@@ -127,10 +127,10 @@ pub struct RedisSettings {
     pub timeout_ms: u64,
     /// How often served offers and links are sent to the fleet.
     pub sync_interval_ms: u64,
-    /// How often budget leases are looked over and topped up. Each round walks every
-    /// budgeted campaign, so it costs in proportion to the set: at 100k campaigns a
-    /// round every 10 ms kept a core busy and pushed the node's decisions' p99 to
-    /// hundreds of milliseconds.
+    /// How often the budget leases decisions asked for are taken and topped up. A
+    /// round handles only what the decisions queued, so its cost follows the traffic,
+    /// not the size of the catalogue; a campaign's first decisions of the day on a
+    /// node go without it until the next round.
     pub lease_interval_ms: u64,
     /// A lease takes this share (percent) of what remains of a budget ...
     pub lease_percent: u64,

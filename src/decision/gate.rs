@@ -100,8 +100,13 @@ impl Gate for LiveGate<'_> {
             now_ms: self.now_ms,
             day,
         };
+        let budgets = &self.delivery.budgets;
         let refusal_stage = |r: Refusal| match r {
-            Refusal::Budget => Stage::Budget,
+            Refusal::Budget => {
+                // In a fleet, a refusal may only mean no lease yet: ask for one.
+                budgets.want_lease(&c.live, &c.id);
+                Stage::Budget
+            }
             Refusal::Pacing => Stage::Pacing,
         };
 
@@ -118,7 +123,6 @@ impl Gate for LiveGate<'_> {
             if control {
                 // A campaign that could not serve anyway is not eligible, so it is
                 // not held out either.
-                let budgets = &self.delivery.budgets;
                 if let Err(r) = budgets.would_admit(&c.live, limits, spent, ask) {
                     return self.skip(&c.live, refusal_stage(r));
                 }
@@ -130,7 +134,6 @@ impl Gate for LiveGate<'_> {
             }
         }
 
-        let budgets = &self.delivery.budgets;
         let verdict = if self.dry_run {
             budgets.would_admit(&c.live, limits, spent, ask)
         } else {

@@ -30,9 +30,19 @@
 //! check is the same local one under the same lock, so decisions never wait on the
 //! network; a background task tops the lease up before it runs dry. A node without a
 //! lease for the day refuses the campaign's offers (`budget`) until it gets one.
+//!
+//! The decisions themselves tell the lease task what needs its attention, so its work
+//! is proportional to what the node serves, not to the size of the catalogue: a
+//! campaign is queued (once, until the task took care of it) when a decision was
+//! refused for its budget ([`Budgets::want_lease`]: no lease for the day yet, or the
+//! lease ran out) and when an admission leaves less than the lease's low-water mark;
+//! a campaign with a daily budget is queued for spend sharing when it first serves in
+//! a sharing period. The cost is that a campaign's first offers on a node each day are
+//! refused until the next lease round (`redis.lease_interval_ms`).
 
 use super::{CampaignLive, pacing};
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 
 /// Buckets in a campaign's ring; the time-to-live spans all but two of them (the
 /// one being filled and one of margin), so nothing expires early.
@@ -46,6 +56,13 @@ pub struct Ring {
     total: i64,
     /// This node's slice of a fleet-wide budget (leased budgets only).
     lease: Option<Lease>,
+    /// The campaign's id, once a decision wanted it (leased budgets only): what the
+    /// queues for the lease task carry.
+    id: Option<Arc<str>>,
+    /// Queued for the lease task and not yet taken care of.
+    queued: bool,
+    /// Queued for spend sharing in this period.
+    touched: bool,
 }
 
 /// A node's slice of a budget shared by a fleet, for one campaign day.
@@ -61,6 +78,9 @@ pub struct Lease {
     /// What the other nodes charged the campaign today, as last read (even pacing
     /// follows the fleet's spend, not this node's).
     pub others_today: i64,
+    /// An admission that leaves less than this queues the campaign for a top-up (half
+    /// the last slice granted), so a busy node does not run dry between two rounds.
+    pub low_water: i64,
 }
 
 impl Lease {
@@ -143,11 +163,15 @@ pub struct Ask {
 }
 
 /// Reservation bookkeeping shared by every campaign: the bucket width.
-#[derive(Clone, Copy, Debug)]
+#[derive(Debug)]
 pub struct Budgets {
     bucket_ms: i64,
     /// Budgets are shared by a fleet: admit only within this node's [`Lease`].
     leased: bool,
+    /// Campaigns whose lease needs the lease task (see [`Budgets::want_lease`]).
+    wanted: Mutex<Vec<Arc<str>>>,
+    /// Campaigns with a daily budget that served in this sharing period.
+    touched: Mutex<Vec<Arc<str>>>,
 }
 
 impl Budgets {
@@ -155,6 +179,8 @@ impl Budgets {
         Budgets {
             bucket_ms: (reservation_ttl_ms / (BUCKETS as i64 - 2)).max(1),
             leased: false,
+            wanted: Mutex::new(Vec::new()),
+            touched: Mutex::new(Vec::new()),
         }
     }
 
@@ -174,6 +200,51 @@ impl Budgets {
     pub fn lease(&self, live: &CampaignLive) -> Option<Lease> {
         let ring = live.reservations.lock().unwrap_or_else(|p| p.into_inner());
         ring.lease
+    }
+
+    /// Notes that a decision wanted to serve campaign `id` and was refused for its
+    /// budget (no lease for the day, the lease ran out, or the budget is spent): the
+    /// campaign is queued for the lease task unless it already is, so later refusals
+    /// cost one short lock until the task took care of it.
+    pub fn want_lease(&self, live: &CampaignLive, id: &Arc<str>) {
+        if !self.leased {
+            return;
+        }
+        let mut ring = live.reservations.lock().unwrap_or_else(|p| p.into_inner());
+        if ring.id.is_none() {
+            ring.id = Some(id.clone());
+        }
+        if ring.queued {
+            return;
+        }
+        ring.queued = true;
+        drop(ring);
+        push(&self.wanted, id.clone());
+    }
+
+    /// The campaigns queued for the lease task since the last call. The task calls
+    /// [`Budgets::lease_handled`] for each once it is done with it.
+    pub fn take_wanted(&self) -> Vec<Arc<str>> {
+        take(&self.wanted)
+    }
+
+    /// The campaign may be queued for the lease task again.
+    pub fn lease_handled(&self, live: &CampaignLive) {
+        let mut ring = live.reservations.lock().unwrap_or_else(|p| p.into_inner());
+        ring.queued = false;
+    }
+
+    /// The campaigns with a daily budget that served since the last call: their spend
+    /// is to be shared. Each may be queued again from now on.
+    pub fn take_touched(&self, live: impl Fn(&str) -> Option<Arc<CampaignLive>>) -> Vec<Arc<str>> {
+        let ids = take(&self.touched);
+        for id in &ids {
+            if let Some(l) = live(id) {
+                let mut ring = l.reservations.lock().unwrap_or_else(|p| p.into_inner());
+                ring.touched = false;
+            }
+        }
+        ids
     }
 
     /// Replaces the campaign's lease (the task that keeps leases topped up is the only
@@ -258,6 +329,9 @@ impl Budgets {
             None => {
                 if reserve {
                     ring.add(now, ask.expected);
+                    if self.leased {
+                        self.note_admitted(&mut ring, spent.today, limits.daily.is_some());
+                    }
                 }
                 Ok(())
             }
@@ -274,6 +348,24 @@ impl Budgets {
         }
     }
 
+    /// After an admission on a leased budget: queues the campaign for a top-up when its
+    /// lease fell below the low-water mark, and for spend sharing (daily budgets) when
+    /// it first served in the period. Under the campaign's lock, already held.
+    fn note_admitted(&self, ring: &mut Ring, charged_today: i64, daily: bool) {
+        let Some(id) = ring.id.clone() else { return };
+        let low = ring
+            .lease
+            .is_some_and(|l| l.left(charged_today, ring.total) < l.low_water);
+        if low && !ring.queued {
+            ring.queued = true;
+            push(&self.wanted, id.clone());
+        }
+        if daily && !ring.touched {
+            ring.touched = true;
+            push(&self.touched, id);
+        }
+    }
+
     /// Releases what an offer served at `served_ms` reserved, once its event arrived
     /// (the ledger charges the actual cost). Nothing if it already expired.
     pub fn settle(&self, live: &CampaignLive, served_ms: i64, reserved: i64) {
@@ -287,6 +379,14 @@ impl Budgets {
         ring.expire(self.bucket(now_ms));
         ring.total
     }
+}
+
+fn push(queue: &Mutex<Vec<Arc<str>>>, id: Arc<str>) {
+    queue.lock().unwrap_or_else(|p| p.into_inner()).push(id);
+}
+
+fn take(queue: &Mutex<Vec<Arc<str>>>) -> Vec<Arc<str>> {
+    std::mem::take(&mut *queue.lock().unwrap_or_else(|p| p.into_inner()))
 }
 
 #[cfg(test)]
@@ -349,11 +449,11 @@ mod tests {
 
     #[test]
     fn concurrent_admission_never_commits_more_than_the_budget() {
-        let b = Budgets::new(TTL);
+        let b = Arc::new(Budgets::new(TTL));
         let c = Arc::new(CampaignLive::default());
         let threads: Vec<_> = (0..8u64)
             .map(|t| {
-                let c = c.clone();
+                let (b, c) = (b.clone(), c.clone());
                 std::thread::spawn(move || {
                     (0..1_000u64)
                         .filter(|i| {
@@ -384,6 +484,7 @@ mod tests {
             granted: 2_500,
             base: 500,
             others_today: 0,
+            low_water: 0,
         };
         b.set_lease(&c, Some(lease));
         assert!(b.admit(&c, ASAP, none, ask(1, 1_000, 0)).is_ok());
@@ -406,6 +507,65 @@ mod tests {
             b.admit(&c, ASAP, none, tomorrow),
             Err(Refusal::Budget),
             "a lease is for its day"
+        );
+    }
+
+    #[test]
+    fn decisions_queue_a_campaign_for_the_lease_task_once_until_it_is_handled() {
+        let b = Budgets::leased(TTL);
+        let c = Arc::new(CampaignLive::default());
+        let id: Arc<str> = "spring-sale".into();
+        let daily = Limits {
+            daily: Some(1_000_000),
+            total: None,
+            even: false,
+        };
+        let none = Spent::default();
+        assert_eq!(
+            b.admit(&c, daily, none, ask(0, 100, 0)),
+            Err(Refusal::Budget)
+        );
+        b.want_lease(&c, &id);
+        b.want_lease(&c, &id);
+        assert_eq!(b.take_wanted(), vec![id.clone()], "queued once");
+        assert!(b.take_wanted().is_empty(), "taken");
+        b.want_lease(&c, &id);
+        assert!(
+            b.take_wanted().is_empty(),
+            "not again before it was handled"
+        );
+        b.set_lease(
+            &c,
+            Some(Lease {
+                day: 0,
+                granted: 1_000,
+                base: 0,
+                others_today: 0,
+                low_water: 500,
+            }),
+        );
+        b.lease_handled(&c);
+        assert!(b.admit(&c, daily, none, ask(1, 400, 0)).is_ok());
+        assert!(
+            b.take_wanted().is_empty(),
+            "600 left: above the low-water mark"
+        );
+        let by_id = |_: &str| Some(c.clone());
+        assert_eq!(
+            b.take_touched(by_id),
+            vec![id.clone()],
+            "served: share its spend"
+        );
+        assert!(b.admit(&c, daily, none, ask(2, 200, 0)).is_ok());
+        assert_eq!(b.take_wanted(), vec![id.clone()], "400 left: top it up");
+        assert_eq!(b.take_touched(by_id), vec![id.clone()], "a new period");
+        assert!(b.admit(&c, daily, none, ask(3, 100, 0)).is_ok());
+        assert!(b.take_wanted().is_empty(), "still queued: not again");
+        let own = Budgets::new(TTL);
+        own.want_lease(&c, &id);
+        assert!(
+            own.take_wanted().is_empty(),
+            "budgets not shared: no leases"
         );
     }
 

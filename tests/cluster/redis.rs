@@ -214,6 +214,12 @@ async fn a_budget_shared_by_three_nodes_under_load_overspends_at_most_1_percent(
     let fleet = Arc::new(Fleet::start(3, &[spender]));
     let budget: i64 = 10_000_000;
     let started = Instant::now();
+    // Every node takes its lease once a decision wanted the campaign (these offers are
+    // never shown: their reservations expire unspent).
+    let mut tx = 0;
+    for i in 0..3 {
+        until_served(&fleet, i, "spender", &mut tx).await;
+    }
     // 8 clients spread over the nodes, each firing the impression of every offer it
     // gets (at the node that served it), until the budget stops serving for a while.
     let clients: Vec<_> = (0..8)
@@ -365,16 +371,12 @@ async fn a_node_that_stops_gives_back_what_it_did_not_spend() {
     );
     let mut fleet = Fleet::start(2, &[big]);
     let total = fleet.key("budget:big:total");
-    // Both nodes lease a slice (5% of what remains, 50.00 first) as soon as they start.
-    eventually(Duration::from_secs(5), "both nodes leased", || async {
-        integer(&fleet, &format!("GET {total}")) >= 95_000_000
-    })
-    .await;
-    for i in 0..10 {
-        let (_, d) = fleet
-            .decide(0, &request(&format!("S-{i}"), json!({})))
-            .await;
-        let o = offer(&d, "big").expect("served");
+    // A node leases a slice (5% of what remains, 50.00 first) once a decision wanted
+    // the campaign: node 1 serves it once, node 0 ten times, each impression fired.
+    let mut tx = 0;
+    until_served(&fleet, 1, "big", &mut tx).await;
+    for _ in 0..10 {
+        let o = until_served(&fleet, 0, "big", &mut tx).await;
         let url = o["tracking"]["impression"].as_str().unwrap();
         assert!(
             fleet
@@ -389,6 +391,7 @@ async fn a_node_that_stops_gives_back_what_it_did_not_spend() {
     }
     tokio::time::sleep(Duration::from_millis(100)).await;
     let before = integer(&fleet, &format!("GET {total}"));
+    assert!(before >= 95_000_000, "both nodes leased: {before}");
     assert_eq!(fleet.nodes[0].stop(), Some(0), "a clean stop");
     let after = integer(&fleet, &format!("GET {total}"));
     println!("committed before the stop {before}, after {after} micros");
@@ -399,6 +402,27 @@ async fn a_node_that_stops_gives_back_what_it_did_not_spend() {
         [47_500_000 + spent, 50_000_000 + spent].contains(&after),
         "the unused lease came back, the spend stays committed: {before} -> {after}"
     );
+}
+
+/// Decides on node `i` until the offer of `campaign` is served (a node takes a
+/// campaign's lease once a decision wanted it): returns the offer.
+async fn until_served(fleet: &Fleet, i: usize, campaign: &str, tx: &mut u32) -> Value {
+    let started = Instant::now();
+    loop {
+        *tx += 1;
+        let (status, d) = fleet
+            .decide(i, &request(&format!("W-{i}-{tx}"), json!({})))
+            .await;
+        assert_eq!(status, 200, "{d}");
+        if let Some(o) = offer(&d, campaign) {
+            return o.clone();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "node {i} did not serve {campaign} within 5 s"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 /// Stock lines for a feed.

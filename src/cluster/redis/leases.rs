@@ -11,9 +11,13 @@
 //! spend cannot pass the budget either (cpm exactly; a cpc click can cost more than it
 //! reserved, as on one node).
 //!
-//! A task tops leases up every `lease_interval_ms` (one pipeline per round for all
-//! campaigns), as soon as less than half a
-//! slice is left, so a busy node does not run dry between two ticks; it gives back
+//! Leases are taken lazily: a campaign joins this node's leases when a decision wanted
+//! to serve it and found no lease for the day, so the node's work (and Redis's) grows
+//! with the campaigns it serves, not with the catalogue; that first decision, and those
+//! until the next round, go without the campaign. A task tops the held leases up every
+//! `lease_interval_ms` (one pipeline per round, the script sent by its hash), as soon
+//! as less than half a slice is left, so a busy node does not run dry between two
+//! ticks; it gives back
 //! what a node did not use when a day ends (to the total), when a campaign is gone,
 //! and at shutdown. Reservations still outstanding are not given back: their
 //! impressions may still come. What is left unused at the end of a budget is the
@@ -25,9 +29,10 @@
 //! offer is charged there, against that node's lease (no Redis round trip on the
 //! event path either): the fleet's total is the same, the serving node's reservation
 //! simply expires. Even pacing compares the fleet's spend today (each node publishes
-//! its own, read back every few ticks) with the day's elapsed share.
+//! its own when it changed, and reads the others' back, every few ticks) with the
+//! day's elapsed share.
 
-use super::Fleet;
+use super::{Fleet, RedisError};
 use crate::app::App;
 use crate::delivery::budget::Lease;
 use crate::delivery::pacing;
@@ -59,16 +64,22 @@ return {want, room - want}
 const DAY_KEY_TTL_SECS: u64 = 3 * 86_400;
 /// After a refused lease (budget committed), ask again this much later.
 const RETRY_SPENT: Duration = Duration::from_secs(1);
-/// Publish this node's spend and read the fleet's every so many ticks.
+/// Publish this node's spend and read the fleet's every so many rounds.
 const SPEND_EVERY: u32 = 10;
+/// Look over every held lease (campaigns gone, days over) every so many rounds.
+const SWEEP_EVERY: u32 = 50;
+/// Lease scripts per pipeline: a burst (a node's first decisions want every campaign
+/// they match) goes out in pieces that each answer well within the timeout.
+const ASKS_PER_PIPELINE: usize = 500;
 
-/// What the task remembers per campaign.
+/// What the task remembers per campaign it keeps a lease for.
 #[derive(Default)]
 struct Held {
-    /// The last slice granted (0 before any): top up below half of it.
-    slice: i64,
     /// Don't ask again before this (the budget was committed).
     quiet_until: Option<Instant>,
+    /// This node's spend today as last published (day, micros): unchanged spend is
+    /// not written again.
+    published: Option<(i32, i64)>,
 }
 
 /// A lease to ask the fleet for.
@@ -80,10 +91,24 @@ struct Ask {
     total: i64,
 }
 
-/// Keeps every budgeted campaign's lease topped up, one round per interval. Each
-/// round asks Redis in a few pipelines (one for every lease to top up, one for the
-/// spend figures every few rounds), not one round trip per campaign, so a round stays
-/// short with thousands of campaigns.
+/// One campaign's spend to share with the fleet.
+struct Spend {
+    live: Arc<crate::delivery::CampaignLive>,
+    id: Arc<str>,
+    day: i32,
+    /// This node's spend today, and whether it changed since it was last published.
+    mine: i64,
+    changed: bool,
+}
+
+/// Keeps the leases of the campaigns this node serves topped up, one round per
+/// interval. The decisions queue what needs attention (see
+/// [`crate::delivery::budget`]): a campaign they wanted without a lease, or whose lease
+/// fell below its low-water mark, and the campaigns whose spend is to be shared. So a
+/// round costs what the node's traffic asks of it, whatever the size of the catalogue;
+/// only a sweep every [`SWEEP_EVERY`] rounds looks over every lease held, to give back
+/// the leases of campaigns gone and of days over. Redis is asked in pipelines (lease
+/// scripts by their hash), not one round trip per campaign.
 pub async fn keep(fleet: Arc<Fleet>, app: Weak<App>) {
     let mut held: HashMap<Arc<str>, Held> = HashMap::new();
     let mut tick = tokio::time::interval(fleet.lease_interval().max(Duration::from_millis(5)));
@@ -97,22 +122,23 @@ pub async fn keep(fleet: Arc<Fleet>, app: Weak<App>) {
         }
         let Some(app) = app.upgrade() else { return };
         n = n.wrapping_add(1);
-        let spend_round = n % SPEND_EVERY == 1;
         let now = app.clock.now_ms();
         let snap = app.snapshot.load_full();
         let budgets = &app.delivery.budgets;
-        let mut balance = 0;
+
         let mut asks = Vec::new();
-        let mut spends = Vec::new();
-        for c in snap.campaigns() {
-            let (daily, total) = (c.doc.budget.daily, c.doc.budget.total);
-            if daily.is_none() && total.is_none() {
+        for id in budgets.take_wanted() {
+            let Some(c) = snap.by_id(&id).filter(|c| c.doc.budget.is_limited()) else {
+                // Gone, or no longer budgeted: nothing to lease.
+                held.remove(&id);
+                let live = app.delivery.registry.get(&id);
+                release(&fleet, &app, &id, &live, now).await;
+                budgets.lease_handled(&live);
                 continue;
-            }
+            };
+            let h = held.entry(id.clone()).or_default();
             let (day, _) = pacing::local_day(c.tz, now);
             let (today, _) = app.ledger.spent(&c.id, day);
-            let reserved = budgets.reserved(&c.live, now);
-            let h = held.entry(c.id.clone()).or_default();
             let lease = match budgets.lease(&c.live) {
                 Some(l) if l.day == day => l,
                 old => {
@@ -126,20 +152,18 @@ pub async fn keep(fleet: Arc<Fleet>, app: Weak<App>) {
                         granted: 0,
                         base: today,
                         others_today: 0,
+                        low_water: 0,
                     };
                     budgets.set_lease(&c.live, Some(fresh));
-                    h.slice = 0;
+                    h.quiet_until = None;
                     fresh
                 }
             };
-            if spend_round {
-                spends.push((c.live.clone(), c.id.clone(), day, today));
-            }
-            let left = lease.left(today, reserved);
-            balance += left.max(0);
-            let low = h.slice == 0 || left < h.slice / 2;
+            let left = lease.left(today, budgets.reserved(&c.live, now));
+            let low = lease.granted == 0 || left < lease.low_water.max(1);
             let quiet = h.quiet_until.is_some_and(|t| Instant::now() < t);
             if low && !quiet {
+                let (daily, total) = (c.doc.budget.daily, c.doc.budget.total);
                 asks.push(Ask {
                     live: c.live.clone(),
                     id: c.id.clone(),
@@ -147,45 +171,127 @@ pub async fn keep(fleet: Arc<Fleet>, app: Weak<App>) {
                     daily: daily.map_or(-1, |m| m.0),
                     total: total.map_or(-1, |m| m.0),
                 });
+            } else {
+                budgets.lease_handled(&c.live);
             }
         }
-        if !spends.is_empty() {
-            fleet_spend(&fleet, budgets, &spends).await;
+        for chunk in asks.chunks(ASKS_PER_PIPELINE) {
+            take_leases(&fleet, budgets, chunk, &mut held).await;
         }
-        if !asks.is_empty() {
-            balance += take_leases(&fleet, budgets, &asks, &mut held).await;
-        }
-        fleet.metrics.lease_balance.set(balance);
-        // Campaigns gone from the snapshot give back what they held.
-        let gone: Vec<Arc<str>> = (held.keys())
-            .filter(|id| snap.by_id(id).is_none())
-            .cloned()
-            .collect();
-        for id in gone {
-            held.remove(&id);
-            let live = app.delivery.registry.get(&id);
-            if let Some(l) = budgets.lease(&live) {
-                let (today, _) = app.ledger.spent(&id, l.day);
-                let unused = l.left(today, budgets.reserved(&live, now));
-                budgets.set_lease(&live, None);
-                give_back(&fleet, &id, Some(l.day), unused).await;
+
+        if n % SPEND_EVERY == 0 {
+            let touched = budgets.take_touched(|id| snap.by_id(id).map(|c| c.live.clone()));
+            let mut spends = Vec::new();
+            for id in touched {
+                let (Some(c), Some(h)) = (snap.by_id(&id), held.get_mut(&id)) else {
+                    continue;
+                };
+                let (day, _) = pacing::local_day(c.tz, now);
+                let (today, _) = app.ledger.spent(&c.id, day);
+                let changed = h.published != Some((day, today));
+                h.published = Some((day, today));
+                spends.push(Spend {
+                    live: c.live.clone(),
+                    id,
+                    day,
+                    mine: today,
+                    changed,
+                });
+            }
+            for chunk in spends.chunks(ASKS_PER_PIPELINE) {
+                if !fleet_spend(&fleet, budgets, chunk).await {
+                    // Not published: write them again next time.
+                    for s in chunk {
+                        if let Some(h) = held.get_mut(&s.id) {
+                            h.published = None;
+                        }
+                    }
+                }
             }
         }
+
+        if n % SWEEP_EVERY == 0 {
+            sweep(&fleet, &app, &snap, &mut held, now).await;
+        }
+        fleet.metrics.leases_held.set(held.len() as i64);
     }
 }
 
+/// Looks over every lease held: a campaign gone or no longer budgeted, or whose lease
+/// is for a day that is over, gives back what it did not use (and is leased again
+/// when a decision wants it); sets the balance gauge.
+async fn sweep(
+    fleet: &Fleet,
+    app: &App,
+    snap: &crate::index::Snapshot,
+    held: &mut HashMap<Arc<str>, Held>,
+    now: i64,
+) {
+    let budgets = &app.delivery.budgets;
+    let mut balance = 0;
+    let mut done = Vec::new();
+    for id in held.keys() {
+        let current = snap.by_id(id).filter(|c| c.doc.budget.is_limited());
+        let Some(c) = current else {
+            done.push((id.clone(), app.delivery.registry.get(id)));
+            continue;
+        };
+        let (day, _) = pacing::local_day(c.tz, now);
+        match budgets.lease(&c.live) {
+            Some(l) if l.day == day => {
+                let (today, _) = app.ledger.spent(id, day);
+                balance += l.left(today, budgets.reserved(&c.live, now)).max(0);
+            }
+            _ => done.push((id.clone(), c.live.clone())),
+        }
+    }
+    for (id, live) in done {
+        held.remove(&id);
+        release(fleet, app, &id, &live, now).await;
+    }
+    fleet.metrics.lease_balance.set(balance);
+}
+
+/// Drops the campaign's lease, giving back what it did not use: to the day and the
+/// total while the day lasts, to the total only once it is over.
+async fn release(
+    fleet: &Fleet,
+    app: &App,
+    id: &str,
+    live: &crate::delivery::CampaignLive,
+    now: i64,
+) {
+    let budgets = &app.delivery.budgets;
+    let Some(l) = budgets.lease(live) else {
+        return;
+    };
+    let (today, _) = app.ledger.spent(id, l.day);
+    let unused = l.left(today, budgets.reserved(live, now));
+    budgets.set_lease(live, None);
+    let current_day = app
+        .snapshot
+        .load()
+        .by_id(id)
+        .map(|c| pacing::local_day(c.tz, now).0);
+    let day = (current_day.is_none() || current_day == Some(l.day)).then_some(l.day);
+    give_back(fleet, id, day, unused).await;
+}
+
 /// Asks for one slice per campaign in `asks`, in one pipeline (each script atomic on
-/// its own), and adds what was granted to the leases. Returns the micros granted.
+/// its own), and adds what was granted to the leases; each campaign may be queued
+/// again afterwards.
 async fn take_leases(
     fleet: &Fleet,
     budgets: &crate::delivery::budget::Budgets,
     asks: &[Ask],
     held: &mut HashMap<Arc<str>, Held>,
-) -> i64 {
+) {
+    let script = redis::Script::new(LEASE);
     let mut pipe = redis::pipe();
     for a in asks {
-        pipe.cmd("EVAL")
-            .arg(LEASE)
+        // By hash: the script is sent once, not with every ask.
+        pipe.cmd("EVALSHA")
+            .arg(script.get_hash())
             .arg(2)
             .arg(fleet.key(&format!("budget:{}:day:{}", a.id, a.day)))
             .arg(fleet.key(&format!("budget:{}:total", a.id)))
@@ -195,31 +301,46 @@ async fn take_leases(
             .arg(fleet.settings.lease_min_micros)
             .arg(DAY_KEY_TTL_SECS);
     }
-    let grants: Vec<(i64, i64)> = match fleet.conn.pipeline(&pipe).await {
+    let mut grants = fleet.conn.pipeline::<Vec<(i64, i64)>>(&pipe).await;
+    if let Err(RedisError::Redis(e)) = &grants
+        && e.kind() == redis::ErrorKind::NoScriptError
+    {
+        // First use, or Redis restarted: load the script and ask again (a refused
+        // EVALSHA changed nothing).
+        let load = fleet
+            .conn
+            .query::<String>(redis::cmd("SCRIPT").arg("LOAD").arg(LEASE))
+            .await;
+        grants = match load {
+            Ok(_) => fleet.conn.pipeline(&pipe).await,
+            Err(e) => Err(e),
+        };
+    }
+    let grants = match grants {
         Ok(g) => g,
         Err(e) => {
             tracing::debug!(error = %e, campaigns = asks.len(), "cannot top up budget leases");
-            return 0;
+            // The next decision that wants one of them queues it again.
+            for a in asks {
+                budgets.lease_handled(&a.live);
+            }
+            return;
         }
     };
-    let mut total = 0;
     for (a, (granted, _)) in asks.iter().zip(grants) {
         let h = held.entry(a.id.clone()).or_default();
         if granted <= 0 {
             h.quiet_until = Some(Instant::now() + RETRY_SPENT);
-            continue;
-        }
-        // Only this task writes leases; the grant adds to what is there now.
-        if let Some(mut l) = budgets.lease(&a.live).filter(|l| l.day == a.day) {
+        } else if let Some(mut l) = budgets.lease(&a.live).filter(|l| l.day == a.day) {
+            // Only this task writes leases; the grant adds to what is there now.
             l.granted += granted;
+            l.low_water = granted / 2;
             budgets.set_lease(&a.live, Some(l));
+            h.quiet_until = None;
+            fleet.metrics.lease_refills.inc();
         }
-        h.slice = granted;
-        h.quiet_until = None;
-        fleet.metrics.lease_refills.inc();
-        total += granted;
+        budgets.lease_handled(&a.live);
     }
-    total
 }
 
 /// Gives back every lease's unused part (reservations kept): a graceful stop.
@@ -258,39 +379,43 @@ async fn give_back(fleet: &Fleet, campaign: &str, day: Option<i32>, amount: i64)
     }
 }
 
-/// Publishes this node's spend today for each campaign in `spends` and notes the
-/// other nodes' sum in its lease (even pacing), in one pipeline.
+/// Publishes this node's spend today for each campaign in `spends` whose spend
+/// changed, and notes the other nodes' sum in its lease (even pacing), in one
+/// pipeline. False when Redis did not answer.
 async fn fleet_spend(
     fleet: &Fleet,
     budgets: &crate::delivery::budget::Budgets,
-    spends: &[(Arc<crate::delivery::CampaignLive>, Arc<str>, i32, i64)],
-) {
+    spends: &[Spend],
+) -> bool {
     let mut pipe = redis::pipe();
-    for (_, id, day, mine) in spends {
-        let key = fleet.key(&format!("spend:{id}:day:{day}"));
-        pipe.cmd("HSET")
-            .arg(&key)
-            .arg(fleet.node)
-            .arg(*mine)
-            .ignore();
-        pipe.cmd("EXPIRE").arg(&key).arg(DAY_KEY_TTL_SECS).ignore();
+    for s in spends {
+        let key = fleet.key(&format!("spend:{}:day:{}", s.id, s.day));
+        if s.changed {
+            pipe.cmd("HSET")
+                .arg(&key)
+                .arg(fleet.node)
+                .arg(s.mine)
+                .ignore();
+            pipe.cmd("EXPIRE").arg(&key).arg(DAY_KEY_TTL_SECS).ignore();
+        }
         pipe.cmd("HGETALL").arg(&key);
     }
     let all: Vec<HashMap<u64, i64>> = match fleet.conn.pipeline(&pipe).await {
         Ok(all) => all,
         Err(e) => {
             tracing::debug!(error = %e, "cannot share this node's spend");
-            return;
+            return false;
         }
     };
-    for ((live, _, day, _), by_node) in spends.iter().zip(all) {
+    for (s, by_node) in spends.iter().zip(all) {
         let others = (by_node.iter())
             .filter(|(node, _)| **node != fleet.node)
             .map(|(_, v)| *v)
             .sum();
-        if let Some(mut l) = budgets.lease(live).filter(|l| l.day == *day) {
+        if let Some(mut l) = budgets.lease(&s.live).filter(|l| l.day == s.day) {
             l.others_today = others;
-            budgets.set_lease(live, Some(l));
+            budgets.set_lease(&s.live, Some(l));
         }
     }
+    true
 }

@@ -30,6 +30,7 @@ use std::time::Duration;
 pub struct FleetMetrics {
     pub lease_refills: IntCounter,
     pub lease_balance: IntGauge,
+    pub leases_held: IntGauge,
     pub replication_lag_ms: IntGauge,
     pub replication_dropped: IntCounter,
     pub redis_errors: IntCounter,
@@ -55,6 +56,10 @@ impl FleetMetrics {
             lease_balance: gauge(
                 "fleet_lease_balance_micros",
                 "Budget leased to this node and not yet charged or reserved, all campaigns",
+            ),
+            leases_held: gauge(
+                "fleet_leases_held",
+                "Campaigns this node keeps a budget lease for (those its decisions wanted)",
             ),
             replication_lag_ms: gauge(
                 "fleet_replication_lag_ms",

@@ -71,6 +71,10 @@ const SWEEP_EVERY: u32 = 50;
 /// Lease scripts per pipeline: a burst (a node's first decisions want every campaign
 /// they match) goes out in pieces that each answer well within the timeout.
 const ASKS_PER_PIPELINE: usize = 500;
+/// Campaigns looked at between two yields to the runtime: a round over tens of
+/// thousands of campaigns must not hold a worker thread (and the decisions queued on
+/// it) for tens of milliseconds.
+const YIELD_EVERY: usize = 256;
 
 /// What the task remembers per campaign it keeps a lease for.
 #[derive(Default)]
@@ -127,7 +131,10 @@ pub async fn keep(fleet: Arc<Fleet>, app: Weak<App>) {
         let budgets = &app.delivery.budgets;
 
         let mut asks = Vec::new();
-        for id in budgets.take_wanted() {
+        for (i, id) in budgets.take_wanted().into_iter().enumerate() {
+            if i % YIELD_EVERY == YIELD_EVERY - 1 {
+                tokio::task::yield_now().await;
+            }
             let Some(c) = snap.by_id(&id).filter(|c| c.doc.budget.is_limited()) else {
                 // Gone, or no longer budgeted: nothing to lease.
                 held.remove(&id);
@@ -182,7 +189,10 @@ pub async fn keep(fleet: Arc<Fleet>, app: Weak<App>) {
         if n % SPEND_EVERY == 0 {
             let touched = budgets.take_touched(|id| snap.by_id(id).map(|c| c.live.clone()));
             let mut spends = Vec::new();
-            for id in touched {
+            for (i, id) in touched.into_iter().enumerate() {
+                if i % YIELD_EVERY == YIELD_EVERY - 1 {
+                    tokio::task::yield_now().await;
+                }
                 let (Some(c), Some(h)) = (snap.by_id(&id), held.get_mut(&id)) else {
                     continue;
                 };
@@ -230,7 +240,11 @@ async fn sweep(
     let budgets = &app.delivery.budgets;
     let mut balance = 0;
     let mut done = Vec::new();
-    for id in held.keys() {
+    let ids: Vec<Arc<str>> = held.keys().cloned().collect();
+    for (i, id) in ids.iter().enumerate() {
+        if i % YIELD_EVERY == YIELD_EVERY - 1 {
+            tokio::task::yield_now().await;
+        }
         let current = snap.by_id(id).filter(|c| c.doc.budget.is_limited());
         let Some(c) = current else {
             done.push((id.clone(), app.delivery.registry.get(id)));

@@ -8,21 +8,25 @@
 //! A *session* is one connection: on start it asks the stream for the last record it holds
 //! from this node (one lookup per kind subject) and resumes right after it (see
 //! `resume_after_stream` for when it does not trust that), then publishes
-//! batches of up to [`MAX_BATCH_RECORDS`] records with every acknowledgement in flight at
-//! once, and moves its cursor past a batch once JetStream acknowledged all of it. Records
+//! batches of up to [`MAX_BATCH_RECORDS`] records — runs of one kind packed several to a
+//! message ([`pack`]) — with every acknowledgement in flight at once, and moves its
+//! cursor past a batch once JetStream acknowledged all of it. Records
 //! applied here from other nodes (they carry an `origin`) are skipped: their own node
 //! publishes them. Any failure ends the session (its client does not reconnect behind our
 //! back for long: one immediate attempt at most, so nothing queued on a dead connection
 //! goes out much later), and the next session resumes after what the stream holds. The message id
-//! (`Nats-Msg-Id: <node>-<offset>`) makes a republish within the duplicate window harmless
-//! besides.
+//! (`Nats-Msg-Id: <node>-<offset>`, `<node>-<first>-<last>` for a pack) makes a republish
+//! within the duplicate window harmless besides; after a session whose client
+//! reconnected by itself the next one resumes from its own cursor, and a pack cut
+//! differently from the one sent before can repeat records in the stream, which the
+//! readers drop ([`pack::Seen`]).
 //!
 //! The acknowledged cursor is persisted (write, fsync, rename) after each batch, so a
 //! restart does not re-read the log from its start; the stream lookup is what decides.
 
 use super::{
     HEADER_NODE, HEADER_OFFSET, NatsMetrics, backoff, connect_watching, context, ensure_stream,
-    message_id, subject,
+    message_id, pack, subject,
 };
 use crate::app::App;
 use crate::cluster::NatsConfig;
@@ -328,28 +332,53 @@ impl Forwarder {
     }
 
     /// Publishes a batch with every acknowledgement in flight, then waits for all of them.
+    /// Runs of records of one kind go out as [`pack`]s; a lone record, and every
+    /// `campaign` record, as a message of its own.
     async fn publish(
         &self,
         js: &jetstream::Context,
         records: Vec<(u64, Kind, Bytes)>,
     ) -> Result<(), Failure> {
-        let mut acks = Vec::with_capacity(records.len());
-        for (offset, kind, payload) in records {
-            let message = PublishMessage::build()
-                .payload(payload)
-                .message_id(message_id(&self.node, offset))
-                .header(HEADER_NODE, self.node.as_str())
-                .header(HEADER_OFFSET, offset.to_string().as_str());
+        let mut acks = Vec::new();
+        let mut rest = records.as_slice();
+        while let Some((first, kind, payload)) = rest.first() {
+            let mut n = 1;
+            let mut bytes = payload.len();
+            if *kind != Kind::Campaign {
+                while let Some((_, k, p)) = rest.get(n)
+                    && k == kind
+                    && n < pack::MAX_RECORDS
+                    && bytes + p.len() <= pack::MAX_BYTES
+                {
+                    bytes += p.len();
+                    n += 1;
+                }
+            }
+            let (run, after) = rest.split_at(n);
+            rest = after;
+            let last = run[n - 1].0;
+            let message = if n == 1 {
+                PublishMessage::build()
+                    .payload(payload.clone())
+                    .message_id(message_id(&self.node, *first))
+            } else {
+                PublishMessage::build()
+                    .payload(pack::encode(run.iter().map(|(o, _, p)| (*o, &p[..]))))
+                    .message_id(format!("{}-{first}-{last}", self.node))
+                    .header(pack::HEADER_PACK, n.to_string().as_str())
+            }
+            .header(HEADER_NODE, self.node.as_str())
+            .header(HEADER_OFFSET, last.to_string().as_str());
             let ack = js
-                .send_publish(subject(&self.node, kind), message)
+                .send_publish(subject(&self.node, *kind), message)
                 .await
                 .map_err(failed("publish"))?;
-            acks.push(ack);
+            acks.push((ack, n));
         }
-        for ack in acks {
+        for (ack, n) in acks {
             let ack = ack.await.map_err(failed("publish"))?;
             if !ack.duplicate {
-                self.metrics.published.inc();
+                self.metrics.published.inc_by(n as u64);
             }
         }
         Ok(())

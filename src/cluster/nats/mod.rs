@@ -2,9 +2,10 @@
 //!
 //! One stream (`nats.stream`, created if missing: file storage, subjects
 //! `aftercart.log.>`, a duplicate window) holds every node's records. A node publishes its
-//! own under `aftercart.log.<node>.<kind>`, each message the record's MessagePack payload
+//! own under `aftercart.log.<node>.<kind>`, a message the record's MessagePack payload
 //! exactly as in the local log, with headers naming the node and the record's local offset
-//! and `Nats-Msg-Id: <node>-<offset>`.
+//! and `Nats-Msg-Id: <node>-<offset>` — or, for a run of records of one kind, a [`pack`]
+//! of them.
 //!
 //! - [`forwarder`]: the node's local log *is* its spool. A forwarder tails it (only what is
 //!   fsynced) and publishes in log order, many acknowledgements in flight; it persists how
@@ -23,6 +24,7 @@
 
 pub mod campaigns;
 pub mod forwarder;
+pub mod pack;
 pub mod read;
 
 use crate::app::App;
@@ -38,7 +40,7 @@ use std::time::Duration;
 pub const SUBJECT_PREFIX: &str = "aftercart.log";
 /// The node a message's record was written on.
 pub const HEADER_NODE: &str = "Aftercart-Node";
-/// The record's offset in its node's local log.
+/// The record's offset in its node's local log (a pack's: its last record's).
 pub const HEADER_OFFSET: &str = "Aftercart-Offset";
 /// How long JetStream remembers message ids to drop a republished record: longer than a
 /// node takes to restart after a crash, so a record published just before the crash and

@@ -2,10 +2,13 @@
 //! --nats`.
 //!
 //! Records come in stream order (every node's, merged; per node in log order), each with
-//! its node, its offset in that node's log and its stream sequence. Erased people's
+//! its node, its offset in that node's log and its stream sequence (a pack's records
+//! share their message's); a record the stream holds twice (see [`super::pack`]) is
+//! read once. Erased people's
 //! records are redacted as in the local readers: the stream's `erasure` records are read
 //! first, so a record is redacted even when it comes before the erasure.
 
+use super::pack::{HEADER_PACK, Seen, decode};
 use super::{HEADER_NODE, HEADER_OFFSET, SUBJECT_PREFIX, connect, context};
 use crate::erasure::Erasures;
 use crate::exposure::{Kind, Record};
@@ -109,6 +112,7 @@ async fn read(
         return Ok(());
     }
     let mut messages = consumer.messages().await.map_err(|e| nats(e.to_string()))?;
+    let mut seen = Seen::default();
     loop {
         let Some(message) = messages.next().await else {
             return Ok(());
@@ -125,20 +129,28 @@ async fn read(
                 .and_then(|h| h.get(name))
                 .map(|v| v.as_str().to_string())
         };
-        let record = Record::decode(&message.payload).map_err(|e| ReadError::NotARecord {
-            seq,
-            error: e.to_string(),
-        })?;
-        let r = StreamRecord {
-            seq,
-            node: header(HEADER_NODE).unwrap_or_default(),
-            offset: header(HEADER_OFFSET)
-                .and_then(|o| o.parse().ok())
-                .unwrap_or_default(),
-            record,
+        let not_a_record = |error: String| ReadError::NotARecord { seq, error };
+        let node = header(HEADER_NODE).unwrap_or_default();
+        let records = if header(HEADER_PACK).is_some() {
+            decode(&message.payload).map_err(|e| not_a_record(e.to_string()))?
+        } else {
+            let offset = header(HEADER_OFFSET).and_then(|o| o.parse().ok());
+            vec![(offset.unwrap_or_default(), &message.payload[..])]
         };
-        if !each(r) {
-            return Ok(());
+        for (offset, payload) in records {
+            if !seen.first_time(&node, offset) {
+                continue;
+            }
+            let record = Record::decode(payload).map_err(|e| not_a_record(e.to_string()))?;
+            let r = StreamRecord {
+                seq,
+                node: node.clone(),
+                offset,
+                record,
+            };
+            if !each(r) {
+                return Ok(());
+            }
         }
         pending = pending.saturating_sub(1);
         if !follow && pending == 0 {

@@ -73,6 +73,11 @@ impl Shared {
         }
     }
 
+    /// Watches the offset up to which JetStream acknowledged this node's log.
+    pub fn acknowledged_watch(&self) -> watch::Receiver<u64> {
+        self.acknowledged.subscribe()
+    }
+
     /// The offset up to which JetStream acknowledged this node's log.
     pub fn acknowledged(&self) -> u64 {
         *self.acknowledged.borrow()
@@ -177,6 +182,7 @@ impl Forwarder {
     /// failure.
     pub async fn run(mut self) {
         let mut failures = 0u32;
+        self.update_lag();
         loop {
             let failure = self.session(&mut failures).await;
             self.metrics.connected.set(0);
@@ -205,12 +211,11 @@ impl Forwarder {
         }
     }
 
-    /// Updates the lag figures: bytes behind the durable end of the log, and the age of
-    /// the oldest record not yet acknowledged (kept while unknown).
+    /// Updates the lag in seconds: the age of the oldest record not yet acknowledged
+    /// (kept while unknown). The lag in bytes is computed when scraped.
     fn update_lag(&mut self) {
         let synced = *self.synced.borrow();
         let behind = synced.saturating_sub(self.cursor);
-        self.metrics.lag_bytes.set(behind as i64);
         if behind == 0 {
             self.pending_ts = None;
             self.metrics.lag_seconds.set(0);
@@ -280,6 +285,9 @@ impl Forwarder {
             .await
             .map_err(failed("connect"))?;
         self.resume_after_stream(&stream, trust_stream).await?;
+        // The lag first, then "connected": a watcher that sees both (a drain check) must
+        // not read a lag from before the cursor moved (or the initial 0 of a restart).
+        self.update_lag();
         self.shared.reachable.store(true, Ordering::SeqCst);
         self.metrics.connected.set(1);
         if *failures > 0 {

@@ -128,8 +128,6 @@ pub struct NatsMetrics {
     pub errors: IntCounterVec,
     /// 1 while the forwarder has a working session.
     pub connected: IntGauge,
-    /// Bytes of local log not yet acknowledged by JetStream.
-    pub lag_bytes: IntGauge,
     /// Age of the oldest record not yet acknowledged by JetStream, in seconds (0 when
     /// caught up).
     pub lag_seconds: IntGauge,
@@ -160,10 +158,6 @@ impl NatsMetrics {
                 "nats_connected",
                 "1 while the exposure log forwarder has a working JetStream session.",
             )?,
-            lag_bytes: IntGauge::new(
-                "nats_forward_lag_bytes",
-                "Bytes of the local exposure log not yet acknowledged by JetStream.",
-            )?,
             lag_seconds: IntGauge::new(
                 "nats_forward_lag_seconds",
                 "Age of the oldest local record not yet acknowledged by JetStream.",
@@ -184,7 +178,6 @@ impl NatsMetrics {
         app.metrics.register(Box::new(m.published.clone()))?;
         app.metrics.register(Box::new(m.errors.clone()))?;
         app.metrics.register(Box::new(m.connected.clone()))?;
-        app.metrics.register(Box::new(m.lag_bytes.clone()))?;
         app.metrics.register(Box::new(m.lag_seconds.clone()))?;
         app.metrics.register(Box::new(m.local_only.clone()))?;
         app.metrics
@@ -275,6 +268,10 @@ pub fn start(app: &Arc<App>, config: &NatsConfig) -> Result<Link, NatsStartError
             source,
         })?;
     let shared = forwarder.shared();
+    app.metrics.register(Box::new(LagBytes::new(
+        app.log.synced(),
+        shared.acknowledged_watch(),
+    )?))?;
     app.log.attach_replica(shared.replica(
         Duration::from_millis(config.ack_wait_ms),
         metrics.local_only.clone(),
@@ -292,6 +289,45 @@ pub fn start(app: &Arc<App>, config: &NatsConfig) -> Result<Link, NatsStartError
         node,
         forwarder: shared,
     })
+}
+
+/// `nats_forward_lag_bytes`, computed when scraped: bytes of the local log fsynced and
+/// not yet acknowledged by JetStream. Never stale, so "0 and connected" means drained.
+struct LagBytes {
+    synced: tokio::sync::watch::Receiver<u64>,
+    acknowledged: tokio::sync::watch::Receiver<u64>,
+    gauge: IntGauge,
+}
+
+impl LagBytes {
+    fn new(
+        synced: tokio::sync::watch::Receiver<u64>,
+        acknowledged: tokio::sync::watch::Receiver<u64>,
+    ) -> prometheus::Result<LagBytes> {
+        Ok(LagBytes {
+            synced,
+            acknowledged,
+            gauge: IntGauge::new(
+                "nats_forward_lag_bytes",
+                "Bytes of the local exposure log not yet acknowledged by JetStream.",
+            )?,
+        })
+    }
+}
+
+impl prometheus::core::Collector for LagBytes {
+    fn desc(&self) -> Vec<&prometheus::core::Desc> {
+        self.gauge.desc()
+    }
+
+    fn collect(&self) -> Vec<prometheus::proto::MetricFamily> {
+        let behind = self
+            .synced
+            .borrow()
+            .saturating_sub(*self.acknowledged.borrow());
+        self.gauge.set(behind as i64);
+        self.gauge.collect()
+    }
 }
 
 /// Pauses between failed sessions: quick at first, at most two seconds, so a node is

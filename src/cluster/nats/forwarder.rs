@@ -21,8 +21,9 @@
 //! differently from the one sent before can repeat records in the stream, which the
 //! readers drop ([`pack::Seen`]).
 //!
-//! The acknowledged cursor is persisted (write, fsync, rename) after each batch, so a
-//! restart does not re-read the log from its start; the stream lookup is what decides.
+//! The acknowledged cursor is persisted (write, fsync, rename) once a second while
+//! records flow and whenever the forwarder is idle, so a restart does not re-read the
+//! log from its start; the stream lookup is what decides.
 
 use super::{
     HEADER_NODE, HEADER_OFFSET, NatsMetrics, backoff, connect_watching, context, ensure_stream,
@@ -50,6 +51,8 @@ pub const CURSOR_FILE: &str = "nats-forwarded";
 pub const MAX_BATCH_RECORDS: usize = 1024;
 /// Payload bytes per batch.
 const MAX_BATCH_BYTES: usize = 4 << 20;
+/// The cursor's file is written at most this often while records flow.
+const PERSIST_EVERY: Duration = Duration::from_secs(1);
 /// How often an idle session checks its connection.
 const IDLE_CHECK: Duration = Duration::from_secs(1);
 
@@ -135,6 +138,8 @@ pub struct Forwarder {
     pending_ts: Option<i64>,
     /// Connections the current session's client made (see [`Forwarder::forward`]).
     connections: Arc<AtomicU64>,
+    /// The cursor as last written to its file, and when.
+    persisted: (u64, std::time::Instant),
 }
 
 impl Forwarder {
@@ -171,6 +176,7 @@ impl Forwarder {
             cursor,
             pending_ts: None,
             connections: Arc::new(AtomicU64::new(0)),
+            persisted: (cursor, std::time::Instant::now()),
         })
     }
 
@@ -299,6 +305,7 @@ impl Forwarder {
             let synced = *self.synced.borrow_and_update();
             self.update_lag();
             if synced <= self.cursor {
+                self.persist().await;
                 tokio::select! {
                     changed = self.synced.changed() => {
                         changed.map_err(failed("log"))?;
@@ -392,18 +399,34 @@ impl Forwarder {
         Ok(())
     }
 
-    /// Moves the cursor past an acknowledged batch: producers see it at once, the file
-    /// follows.
+    /// Moves the cursor past an acknowledged batch: producers see it at once; the file
+    /// follows at most once per [`PERSIST_EVERY`] (and when the forwarder is idle), not
+    /// with an fsync per batch: after a restart the stream lookup decides where to resume,
+    /// the file only shortens the search.
     async fn advance(&mut self, end: u64) {
         self.cursor = end;
         self.pending_ts = None;
         self.shared.acknowledged.send_replace(end);
+        if self.persisted.1.elapsed() >= PERSIST_EVERY {
+            self.persist().await;
+        }
+    }
+
+    /// Writes the cursor to its file (write, fsync, rename) if it moved.
+    async fn persist(&mut self) {
+        let end = self.cursor;
+        self.persisted.1 = std::time::Instant::now();
+        if self.persisted.0 == end {
+            return;
+        }
         let path = self.cursor_path.clone();
         let written = tokio::task::spawn_blocking(move || {
             crate::secrets::write_atomic(&path, format!("{end}\n").as_bytes())
         })
         .await;
-        if !matches!(written, Ok(Ok(()))) {
+        if matches!(written, Ok(Ok(()))) {
+            self.persisted.0 = end;
+        } else {
             // Only costs a longer look-up after a restart: the stream decides where to resume.
             tracing::warn!(path = %self.cursor_path.display(), "cannot persist the forwarder's cursor");
         }

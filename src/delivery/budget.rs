@@ -352,17 +352,18 @@ impl Budgets {
     /// lease fell below the low-water mark, and for spend sharing (daily budgets) when
     /// it first served in the period. Under the campaign's lock, already held.
     fn note_admitted(&self, ring: &mut Ring, charged_today: i64, daily: bool) {
-        let Some(id) = ring.id.clone() else { return };
+        let Some(id) = &ring.id else { return };
         let low = ring
             .lease
             .is_some_and(|l| l.left(charged_today, ring.total) < l.low_water);
+        // The id is cloned only when queued: most admissions queue nothing.
         if low && !ring.queued {
             ring.queued = true;
             push(&self.wanted, id.clone());
         }
         if daily && !ring.touched {
             ring.touched = true;
-            push(&self.touched, id);
+            push(&self.touched, id.clone());
         }
     }
 

@@ -131,14 +131,17 @@ async fn read(
         };
         let not_a_record = |error: String| ReadError::NotARecord { seq, error };
         let node = header(HEADER_NODE).unwrap_or_default();
-        let records = if header(HEADER_PACK).is_some() {
+        let packed = header(HEADER_PACK).is_some();
+        let offset = header(HEADER_OFFSET).and_then(|o| o.parse::<u64>().ok());
+        let records = if packed {
             decode(&message.payload).map_err(|e| not_a_record(e.to_string()))?
         } else {
-            let offset = header(HEADER_OFFSET).and_then(|o| o.parse().ok());
             vec![(offset.unwrap_or_default(), &message.payload[..])]
         };
+        // A message without an offset (not a node's) cannot be told a repeat.
+        let keyed = packed || offset.is_some();
         for (offset, payload) in records {
-            if !seen.first_time(&node, offset) {
+            if keyed && !seen.first_time(&node, offset) {
                 continue;
             }
             let record = Record::decode(payload).map_err(|e| not_a_record(e.to_string()))?;

@@ -61,6 +61,8 @@ pub struct Ring {
     id: Option<Arc<str>>,
     /// Queued for the lease task and not yet taken care of.
     queued: bool,
+    /// A decision was refused for the budget since the task last took care of it.
+    refused: bool,
     /// Queued for spend sharing in this period.
     touched: bool,
 }
@@ -214,6 +216,7 @@ impl Budgets {
         if ring.id.is_none() {
             ring.id = Some(id.clone());
         }
+        ring.refused = true;
         if ring.queued {
             return;
         }
@@ -228,10 +231,19 @@ impl Budgets {
         take(&self.wanted)
     }
 
+    /// Whether a decision was refused for the campaign's budget since the lease task
+    /// last took care of it: what is left of the lease may be above its low-water mark
+    /// and still too little for an offer (a small last slice), so it needs topping up.
+    pub fn refused(&self, live: &CampaignLive) -> bool {
+        let ring = live.reservations.lock().unwrap_or_else(|p| p.into_inner());
+        ring.refused
+    }
+
     /// The campaign may be queued for the lease task again.
     pub fn lease_handled(&self, live: &CampaignLive) {
         let mut ring = live.reservations.lock().unwrap_or_else(|p| p.into_inner());
         ring.queued = false;
+        ring.refused = false;
     }
 
     /// The campaigns with a daily budget that served since the last call: their spend
@@ -529,6 +541,7 @@ mod tests {
         b.want_lease(&c, &id);
         b.want_lease(&c, &id);
         assert_eq!(b.take_wanted(), vec![id.clone()], "queued once");
+        assert!(b.refused(&c), "the task asks for more after a refusal");
         assert!(b.take_wanted().is_empty(), "taken");
         b.want_lease(&c, &id);
         assert!(
@@ -546,6 +559,7 @@ mod tests {
             }),
         );
         b.lease_handled(&c);
+        assert!(!b.refused(&c), "handled");
         assert!(b.admit(&c, daily, none, ask(1, 400, 0)).is_ok());
         assert!(
             b.take_wanted().is_empty(),

@@ -15,7 +15,7 @@
 //! to serve it and found no lease for the day, so the node's work (and Redis's) grows
 //! with the campaigns it serves, not with the catalogue; that first decision, and those
 //! until the next round, go without the campaign. A task tops the held leases up every
-//! `lease_interval_ms` (one pipeline per round, the script sent by its hash), as soon
+//! `lease_interval_ms` (in pipelines of at most 500 scripts, sent by their hash), as soon
 //! as less than half a slice is left, so a busy node does not run dry between two
 //! ticks; it gives back
 //! what a node did not use when a day ends (to the total), when a campaign is gone,
@@ -167,7 +167,8 @@ pub async fn keep(fleet: Arc<Fleet>, app: Weak<App>) {
                 }
             };
             let left = lease.left(today, budgets.reserved(&c.live, now));
-            let low = lease.granted == 0 || left < lease.low_water.max(1);
+            let low =
+                lease.granted == 0 || left < lease.low_water.max(1) || budgets.refused(&c.live);
             let quiet = h.quiet_until.is_some_and(|t| Instant::now() < t);
             if low && !quiet {
                 let (daily, total) = (c.doc.budget.daily, c.doc.budget.total);
@@ -360,15 +361,8 @@ async fn take_leases(
 /// Gives back every lease's unused part (reservations kept): a graceful stop.
 pub async fn give_back_all(fleet: &Fleet, app: &App) {
     let now = app.clock.now_ms();
-    let budgets = &app.delivery.budgets;
     for (id, live) in app.delivery.registry.all() {
-        let Some(l) = budgets.lease(&live) else {
-            continue;
-        };
-        let (today, _) = app.ledger.spent(&id, l.day);
-        let unused = l.left(today, budgets.reserved(&live, now));
-        budgets.set_lease(&live, None);
-        give_back(fleet, &id, Some(l.day), unused).await;
+        release(fleet, app, &id, &live, now).await;
     }
 }
 
